@@ -1,0 +1,1 @@
+"""Teacher -> student -> distilled -> quantized -> exported file (needs torch)."""

@@ -1,0 +1,42 @@
+"""ONNX Runtime: loads ``.onnx`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import UserError
+from pocketbert.runtimes.registry import register_runtime
+from pocketbert.runtimes.tensors import require, cast_feeds
+
+_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
+
+
+class OrtSession:
+    def __init__(self, session) -> None:
+        self._session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.input_dtypes = {i.name: _DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
+        return [np.asarray(o, dtype=np.float32) for o in self._session.run(None, feeds)]
+
+
+@register_runtime("onnxruntime", suffix=".onnx", module="onnxruntime", install="onnxruntime")
+def load(path: Path, *, threads: int | None = None) -> OrtSession:
+    ort = require("onnxruntime", "onnxruntime")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"'{path}' is not a loadable ONNX model ({first}); re-export it with pocketbert export"
+        ) from exc
+    return OrtSession(session)
