@@ -43,7 +43,27 @@ class _Calibration:
         return next(self._it, None)
 
 
+def _widening_matmuls(path: Path) -> list[str]:
+    """MatMuls whose constant weight maps more features to fewer (FFN down-projections).
+
+    Their inputs come straight out of GELU/ReLU and carry the activation outliers that
+    a calibrated int8 range clips, so int8-static quantizes them dynamically instead.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {i.name: tuple(i.dims) for i in graph.initializer}
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul"
+        and len(weights.get(n.input[1], ())) == 2
+        and weights[n.input[1]][0] > weights[n.input[1]][1]
+    ]
+
+
 def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
+    """int8 MatMul weights per channel and an int8 embedding table (Gather)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -52,27 +72,41 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         quantize_static,
     )
 
+    only_weights = {"MatMulConstBOnly": True}
     if spec.precision == "int8-dynamic":
         quantize_dynamic(
             fp32,
             out,
             weight_type=QuantType.QInt8,
-            per_channel=False,
-            op_types_to_quantize=["MatMul", "Gemm", "Gather"],
-        )
-    else:
-        quantize_static(
-            fp32,
-            out,
-            _Calibration(spec.calibration),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["MatMul", "Gemm", "Gather"],
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            op_types_to_quantize=["MatMul", "Gather"],
+            extra_options=only_weights,
         )
+        return
+    outliers = _widening_matmuls(fp32)
+    static = fp32.with_name("static.onnx")  # beside fp32, in the temporary directory
+    quantize_static(
+        fp32,
+        static,
+        _Calibration(spec.calibration),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,  # u8 x s8 is the fast VNNI/NEON path
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_exclude=outliers,
+        op_types_to_quantize=["MatMul", "Gather"],
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options=only_weights,
+    )
+    quantize_dynamic(
+        static,
+        out,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_quantize=outliers,
+        op_types_to_quantize=["MatMul"],
+        extra_options=only_weights,
+    )
 
 
 @register_exporter("onnx", suffix=".onnx", runtime="onnxruntime")

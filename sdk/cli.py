@@ -1,0 +1,114 @@
+"""The ``pocketbert`` command line. Bad input: one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+
+from pocketbert.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _quiet_libraries() -> None:
+    """Converter libraries are chatty; their warnings are not the user's business."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.disable(logging.WARNING)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pocketbert.export import export
+
+    _quiet_libraries()
+    results = export(
+        args.model,
+        args.output,
+        format=args.format,
+        precision=args.precision,
+        task=args.task,
+        calibration=args.calibration,
+        max_seq_len=args.max_seq_len,
+        allow_parity_failure=args.allow_parity_failure,
+        quiet=args.quiet or args.json,
+    )
+    rows = [
+        {"format": r.format, "precision": r.precision, "bundle": str(r.path), "parity": r.parity}
+        for r in results
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            p = row["parity"]
+            agree = f"argmax {p['argmax_agreement']:.1%}" if "argmax_agreement" in p else f"cosine {p['mean_cosine']:.4f}"
+            print(f"{row['format']:<10} {row['precision']:<13} max|Δ| {p['max_abs_diff']:.2e}  {agree}  -> {row['bundle']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pocketbert.predict import load
+
+    predictor = load(args.bundle, threads=args.threads)
+    result = predictor.predict(args.texts)
+    if predictor.task == "embedding":
+        rows = [{"text": t, "embedding": v.round(6).tolist()} for t, v in zip(args.texts, result, strict=True)]
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for row in rows:
+                head = ", ".join(f"{x:+.4f}" for x in row["embedding"][:4])
+                print(f"[{head}, …] ({len(row['embedding'])} dims)  {row['text']}")
+        return 0
+    if args.json:
+        print(json.dumps([{"text": t, **r} for t, r in zip(args.texts, result, strict=True)]))
+    else:
+        for text, r in zip(args.texts, result, strict=True):
+            print(f"{r['label']:<12} {r['score']:.3f}  {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pocketbert", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress output")
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", parents=[common], help="export a model to verified bundles")
+    p.add_argument("model", help="transformers model directory or hub id")
+    p.add_argument("--format", default="onnx", help="onnx | executorch | tflite | all")
+    p.add_argument("--precision", default="fp32", help="fp32 | int8-dynamic | int8-static | all")
+    p.add_argument("--task", default=None, help="classification | embedding (default: from config)")
+    p.add_argument("--calibration", default=None, help="text file (.txt/.csv/.jsonl) to calibrate and verify on")
+    p.add_argument("--max-seq-len", type=int, default=128)
+    p.add_argument("--allow-parity-failure", action="store_true", help="write bundles that fail the parity gate")
+    p.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("run", parents=[common], help="run a bundle on text")
+    p.add_argument("bundle", help="bundle directory or .zip")
+    p.add_argument("texts", nargs="+", help="sentences to classify or embed")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"pocketbert: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("pocketbert: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
