@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
@@ -109,8 +110,8 @@ def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedMode
     cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = cls.from_pretrained(source, attn_implementation="eager", torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as exc:
+        model = cls.from_pretrained(source, attn_implementation="eager", dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
             f"could not load weights or tokenizer of '{source}' ({first}); the directory "

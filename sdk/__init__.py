@@ -15,8 +15,8 @@ from pocketbert.errors import UserError  # noqa: E402
 
 
 def export(model, out, **options):
-    """Export a model to verified bundles; see :func:`pocketbert.export.export`."""
-    from pocketbert.export import export as _export
+    """Export a model to verified bundles; see :func:`pocketbert.exporter.export`."""
+    from pocketbert.exporter import export as _export
 
     return _export(model, out, **options)
 

@@ -22,7 +22,7 @@ def _quiet_libraries() -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pocketbert.export import export
+    from pocketbert.exporter import export
 
     _quiet_libraries()
     results = export(

@@ -1,0 +1,42 @@
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+
+ARCHITECTURES = ("bert", "distilbert", "mobilebert", "squeezebert")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_converters():
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Random-weight tiny classifiers, one per supported architecture."""
+    from pocketbert.converters.random_models import save_random_model
+
+    root = tmp_path_factory.mktemp("models")
+    return {arch: save_random_model(arch, root / arch) for arch in ARCHITECTURES}
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory) -> Path:
+    """A random-weight tiny BERT encoder, exported as a sentence-embedding model."""
+    from pocketbert.converters.random_models import save_random_model
+
+    return save_random_model("bert", tmp_path_factory.mktemp("embedder") / "bert", task="embedding")
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(tiny_models, tmp_path_factory) -> Path:
+    """One fp32 ONNX bundle of the tiny BERT classifier, shared by read-only tests."""
+    import pocketbert
+
+    out = tmp_path_factory.mktemp("bundles") / "bert-onnx"
+    pocketbert.export(tiny_models["bert"], out, format="onnx", precision="fp32", quiet=True)
+    return out
