@@ -8,7 +8,7 @@ import numpy as np
 
 from pocketbert.errors import UserError
 from pocketbert.runtimes.registry import register_runtime
-from pocketbert.runtimes.tensors import require, cast_feeds
+from pocketbert.runtimes.tensors import cast_feeds, require
 
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 

@@ -72,6 +72,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pocketbert.demo import demo
+
+    _quiet_libraries()
+    rows = demo(args.output, quiet=args.quiet or args.json)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'format':<11}{'precision':<14}{'MB':>7}{'max|Δ|':>10}{'cosine':>9}{'ms/sent':>9}  sim(+,+) sim(+,-)")
+    for r in rows:
+        p = r["parity"]
+        print(
+            f"{r['format']:<11}{r['precision']:<14}{r['size_mb']:>7}{p['max_abs_diff']:>10.2e}"
+            f"{p['mean_cosine']:>9.4f}{r['ms_per_sentence']:>9}  {r['similarity_pos_pos']:>8} {r['similarity_pos_neg']:>8}"
+        )
+    print(f"bundles in {args.output}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketbert", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -95,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="+", help="sentences to classify or embed")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "demo", parents=[common], help="export the real all-MiniLM-L6-v2 everywhere and run reviews through it"
+    )
+    p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -60,6 +60,15 @@ class Result:
     seconds: float = 0.0
 
 
+def _calibration_name(calibration) -> str | None:
+    if calibration is None:
+        return None
+    if isinstance(calibration, list | tuple):
+        digest = hashlib.sha256("\n".join(map(str, calibration)).encode()).hexdigest()
+        return f"list:{len(calibration)}:{digest[:16]}"
+    return str(calibration)
+
+
 def _expand(value: str | list[str] | tuple[str, ...], every: tuple[str, ...]) -> tuple[str, ...]:
     values = [value] if isinstance(value, str) else list(value)
     return every if "all" in values else tuple(values)
@@ -72,7 +81,7 @@ def export(
     format: str | list[str] = "onnx",
     precision: str | list[str] = "fp32",
     task: str | None = None,
-    calibration: str | Path | None = None,
+    calibration: str | Path | list[str] | None = None,
     max_seq_len: int = 128,
     allow_parity_failure: bool = False,
     quiet: bool = False,
@@ -90,10 +99,15 @@ def export(
         precisions=_expand(precision, PRECISIONS),
         task=task,
         max_seq_len=max_seq_len,
-        calibration=str(calibration) if calibration else None,
+        calibration=_calibration_name(calibration),
         allow_parity_failure=allow_parity_failure,
     )
-    texts = read_texts(calibration) if calibration else list(BUILTIN)
+    if isinstance(calibration, list | tuple):
+        texts = [t for t in (str(x).strip() for x in calibration) if t]
+        if not texts:
+            raise UserError("the calibration list holds no text; give at least one sentence")
+    else:
+        texts = read_texts(calibration) if calibration else list(BUILTIN)
     progress = Progress(quiet=quiet)
     with progress.step(f"loading {model}"):
         from pocketbert.converters.model import export_ready, load_model

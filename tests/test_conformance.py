@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ARCHITECTURES
 
 import pocketbert
 from pocketbert.bundle import open_bundle
@@ -15,8 +16,6 @@ from pocketbert.converters import EXPORTERS
 from pocketbert.exporter import PRECISIONS
 from pocketbert.runtimes import RUNTIMES
 from pocketbert.texts import BUILTIN
-
-from conftest import ARCHITECTURES
 
 
 def test_every_exporter_names_a_registered_runtime_with_its_suffix():

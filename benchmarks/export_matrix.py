@@ -1,0 +1,183 @@
+"""Every format x precision on the real all-MiniLM-L6-v2 and on random-weight MobileBERT
+and SqueezeBERT classifiers of similar size: file size, p50 latency at 1 and 2 threads
+(batch 1, seq 128) and parity, beside PyTorch eager fp32 and optimum's ONNX export + ORT
+dynamic int8 of the same model, all measured in this one run.
+
+    python benchmarks/export_matrix.py [--out DIR] [--runs N] [--models minilm,mobilebert,squeezebert]
+
+Needs: pip install -e '.[convert,examples,compare]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+
+SEQ = 128
+THREADS = (1, 2)
+
+
+def p50_ms(fn, runs: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def models(root: Path, names: list[str]) -> dict[str, Path]:
+    from pocketbert.converters.random_models import save_random_model
+    from pocketbert.examples import minilm_path
+
+    out = {}
+    if "minilm" in names:
+        out["minilm"] = minilm_path()
+    for arch in ("mobilebert", "squeezebert"):
+        if arch in names:
+            out[arch] = save_random_model(arch, root / arch, size="small", tokenizer_from=minilm_path())
+    return out
+
+
+def feed(tokenizer_dir: Path) -> dict[str, np.ndarray]:
+    from pocketbert.examples import sample_sentences
+    from pocketbert.tokenize import Encoder
+
+    text = " ".join(sample_sentences(20, seed=1))  # long enough to fill 128 tokens
+    return Encoder(tokenizer_dir / "tokenizer.json", SEQ, pad_to=SEQ).feed(text)
+
+
+def torch_row(model_dir: Path, f: dict, runs: int) -> dict:
+    import torch
+
+    from pocketbert.converters.model import load_model
+
+    module = load_model(model_dir).module
+    args = (torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"]))
+    row = {"format": "pytorch-eager", "precision": "fp32", "mb": None, "parity": "reference"}
+    with torch.inference_mode():
+        for t in THREADS:
+            torch.set_num_threads(t)
+            row[f"p50_ms_{t}t"] = p50_ms(lambda: module(*args), runs)
+    return row
+
+
+def bundle_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
+    from pocketbert import runtimes
+    from pocketbert.examples import sample_sentences
+    from pocketbert.exporter import ExportFailed, export
+
+    try:
+        results = export(
+            model_dir, out, format="all", precision="all", calibration=sample_sentences(128, seed=7),
+            allow_parity_failure=True, quiet=True,
+        )
+    except ExportFailed as exc:
+        results = exc.results
+    rows = []
+    for r in results:
+        row = {"format": r.format, "precision": r.precision}
+        if r.error:
+            rows.append({**row, "error": r.error})
+            continue
+        manifest = json.loads((r.path / "manifest.json").read_text())
+        model_file = r.path / manifest["model_file"]
+        p = r.parity
+        row["mb"] = round(model_file.stat().st_size / 1e6, 1)
+        row["parity"] = (
+            f"max|Δ| {p['max_abs_diff']:.1e} "
+            + (f"argmax {p['argmax_agreement']:.1%}" if "argmax_agreement" in p else f"cos {p['mean_cosine']:.4f}")
+            + ("" if p["passed"] else " FAILS GATE")
+        )
+        for t in THREADS:
+            session = runtimes.load(model_file, threads=t)
+            row[f"p50_ms_{t}t"] = p50_ms(lambda s=session: s.run(f), runs)
+        rows.append(row)
+    return rows
+
+
+def optimum_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
+    """optimum-onnx's export + ORTQuantizer dynamic int8 (avx512_vnni, per-channel)."""
+    try:
+        from optimum.onnxruntime import (
+            ORTModelForFeatureExtraction,
+            ORTModelForSequenceClassification,
+            ORTQuantizer,
+        )
+        from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    except ImportError:
+        return [{"format": "optimum-onnx", "precision": "-", "error": "pip install 'optimum[onnxruntime]'"}]
+    from transformers import AutoConfig
+
+    from pocketbert import runtimes
+    from pocketbert.converters.model import resolve_task
+
+    task = resolve_task(AutoConfig.from_pretrained(model_dir), None)
+    cls = ORTModelForSequenceClassification if task == "classification" else ORTModelForFeatureExtraction
+    cls.from_pretrained(model_dir, export=True).save_pretrained(out / "fp32")
+    quantizer = ORTQuantizer.from_pretrained(out / "fp32")
+    quantizer.quantize(AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True), save_dir=out / "int8")
+    rows = []
+    for precision, path in (("fp32", out / "fp32" / "model.onnx"), ("int8-dynamic", out / "int8" / "model_quantized.onnx")):
+        row = {"format": "optimum-onnx", "precision": precision, "mb": round(path.stat().st_size / 1e6, 1), "parity": "-"}
+        for t in THREADS:
+            session = runtimes.load(path, threads=t)
+            feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
+            feeds = {k: v for k, v in feeds.items() if k in session.input_names}
+            row[f"p50_ms_{t}t"] = p50_ms(lambda s=session, x=feeds: s.run(x), runs)
+        rows.append(row)
+    return rows
+
+
+def print_table(name: str, rows: list[dict]) -> None:
+    base = next(r for r in rows if r["format"] == "pytorch-eager")
+    print(f"\n## {name}")
+    print("| format | precision | MB | p50 ms 1t | p50 ms 2t | vs eager 1t | parity |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['format']} | {r['precision']} | | | | | ERROR: {r['error'][:120]} |")
+            continue
+        speed = base["p50_ms_1t"] / r["p50_ms_1t"]
+        mb = "" if r["mb"] is None else r["mb"]
+        print(f"| {r['format']} | {r['precision']} | {mb} | {r['p50_ms_1t']:.1f} | {r['p50_ms_2t']:.1f} | {speed:.2f}x | {r['parity']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, help="keep bundles here (default: a temporary directory)")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", default="minilm,mobilebert,squeezebert")
+    parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
+    args = parser.parse_args()
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pocketbert-bench-"))
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
+          f"python {platform.python_version()}; batch 1, seq {SEQ}, {args.runs} timed runs after 5 warm-up")
+    everything = {}
+    for name, model_dir in models(root / "models", args.models.split(",")).items():
+        f = feed(model_dir)
+        rows = [torch_row(model_dir, f, args.runs)]
+        rows += bundle_rows(model_dir, root / "bundles" / name, f, args.runs)
+        rows += optimum_rows(model_dir, root / "optimum" / name, f, args.runs)
+        print_table(name, rows)
+        everything[name] = rows
+    if args.json:
+        Path(args.json).write_text(json.dumps(everything, indent=2))
+
+
+if __name__ == "__main__":
+    main()
