@@ -28,4 +28,11 @@ def load(bundle, **options):
     return _load(bundle, **options)
 
 
-__all__ = ["UserError", "__version__", "export", "load"]
+def profile(bundles, devices, **options):
+    """Measure (or estimate) bundles on devices; see :func:`pocketbert.profiler.profile`."""
+    from pocketbert.profiler import profile as _profile
+
+    return _profile(bundles, devices, **options)
+
+
+__all__ = ["UserError", "__version__", "export", "load", "profile"]

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)
+
+    from pocketbert.cli_lab import add_parsers as add_lab_parsers
+
+    add_lab_parsers(sub, common)
     return parser
 
 

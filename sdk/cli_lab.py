@@ -1,0 +1,125 @@
+"""The device-lab verbs of the ``pocketbert`` command line: devices, profile, agent.
+
+Wired into sdk/cli.py with ``add_parsers(sub, common)``. Each command returns an exit
+code; a UserError raised here is printed on one line by cli.main (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pocketbert.errors import UserError
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from pocketbert.devices import device_rows, format_table, load_devices
+
+    rows = device_rows(load_devices(args.devices))
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from pocketbert.profiler import Options, format_table, profile
+
+    options = Options(
+        runs=args.runs,
+        warmup=args.warmup,
+        threads=args.threads,
+        seq_lens=args.seq_len or [None],
+        until_stable=args.until_stable,
+        max_rounds=args.max_rounds,
+        timeout=args.timeout,
+        estimate=args.estimate,
+    )
+    devices = [d for group in args.device for d in group]
+    records = profile(
+        args.bundles,
+        devices,
+        options=options,
+        store=args.results,
+        catalog=args.devices,
+        quiet=args.quiet or args.json,
+    )
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        print(format_table(records))
+        for r in records:
+            for warning in r.get("warnings", []):
+                print(f"warning: {r['device']}: {warning}")
+        if args.results:
+            print(f"records appended to {args.results}")
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        kept = len(records) - len(failed)
+        raise UserError(
+            "; ".join(dict.fromkeys(r["error"] for r in failed))
+            + f" ({len(failed)} of {len(records)} failed; {kept} result(s) kept"
+            + (f" in {args.results})" if args.results else ")")
+        )
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from pocketbert.agent import run_agent
+
+    return run_agent(args)
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    """Add the devices, profile and agent verbs to ``sub`` (argparse subparsers)."""
+    from pocketbert.agent import add_arguments as add_agent_arguments
+    from pocketbert.results import DEFAULT_STORE
+
+    p = sub.add_parser("devices", parents=[common], help="list the devices in devices.yaml")
+    p.add_argument("--devices", default=None, help="the device catalog (default: devices.yaml)")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser(
+        "profile", parents=[common], help="measure latency and memory of bundles on devices"
+    )
+    p.add_argument("bundles", nargs="+", help="bundle directories or .zip files")
+    p.add_argument(
+        "--device", nargs="+", action="append", required=True, help="device ids from devices.yaml"
+    )
+    p.add_argument("--runs", type=int, default=50, help="timed runs per measurement")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs before them")
+    p.add_argument(
+        "--threads", type=int, default=None, help="runtime threads (default: the device's)"
+    )
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        nargs="+",
+        default=None,
+        help="sequence lengths (default: the bundle's)",
+    )
+    p.add_argument(
+        "--until-stable",
+        type=float,
+        nargs="?",
+        const=0.02,
+        default=None,
+        metavar="TARGET",
+        help="repeat fresh-process rounds until the median's 95%% CI is within ±TARGET (default 0.02)",
+    )
+    p.add_argument(
+        "--max-rounds", type=int, default=10, help="at most this many rounds with --until-stable"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds each device gets per measurement"
+    )
+    p.add_argument(
+        "--estimate", action="store_true", help="roofline estimates instead of measurements"
+    )
+    p.add_argument("--results", default=str(DEFAULT_STORE), help="append-only JSONL results store")
+    p.add_argument("--devices", default=None, help="the device catalog (default: devices.yaml)")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "agent", parents=[common], help="(on a device) measure one bundle here, print a JSON record"
+    )
+    add_agent_arguments(p)
+    p.set_defaults(func=cmd_agent)

@@ -1,0 +1,11 @@
+"""The device lab: how a measurement reaches a device (``@register_transport``).
+
+local runs the agent in a fresh process here; ssh (boards) and adb (phones) push the
+bundle, run ``pocketbert agent`` there and bring the record back; emulated estimates from
+the bundle's counted work and the device's peak figures, and says so.
+"""
+
+from pocketbert.lab import adb, emulated, local, ssh  # noqa: F401  (registers transports)
+from pocketbert.lab.registry import TRANSPORTS, Job, register_transport
+
+__all__ = ["TRANSPORTS", "Job", "register_transport"]

@@ -1,0 +1,54 @@
+"""The adb transport (phones): push the bundle, run the agent on the phone, pull its record.
+
+``connect:`` settings: serial (default: the only attached phone), adb (the adb binary,
+default adb), workdir (default /data/local/tmp/pocketbert), python, and agent (a command
+template, e.g. the Android demo's benchmark mode). A phone that drops off the bus mid-run
+makes ``adb shell`` fail and is reported as failed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from pathlib import Path
+
+from pocketbert.devices import Device
+from pocketbert.errors import UserError
+from pocketbert.lab.local import describe_exit, run_process
+from pocketbert.lab.registry import Job, agent_command, parse_record, register_transport
+
+
+def _adb(device: Device, job: Job, args: list[str], what: str, ok: tuple[int, ...] = (0,)) -> None:
+    c = device.connect
+    argv = [str(c.get("adb", "adb"))] + (["-s", str(c["serial"])] if c.get("serial") else []) + args
+    proc = run_process(device, argv, job, what)
+    if proc.returncode not in ok:
+        raise UserError(f"device {device.id} dropped out during {what} ({describe_exit(proc)})")
+
+
+@register_transport("adb")
+def run(device: Device, job: Job) -> dict:
+    workdir = device.connect.get("workdir", "/data/local/tmp/pocketbert")
+    remote = posixpath.join(workdir, job.bundle.name)
+    _adb(device, job, ["shell", f"rm -rf '{remote}' && mkdir -p '{remote}'"], "setting up")
+    for path in sorted(job.bundle.iterdir()):
+        _adb(
+            device,
+            job,
+            ["push", str(path), posixpath.join(remote, path.name)],
+            "pushing the bundle",
+        )
+    out = posixpath.join(remote, "record.json")
+    # exit 2 is the agent's own failed record (e.g. no runtime there): pull it and report it
+    _adb(
+        device,
+        job,
+        ["shell", agent_command(device, job, remote, out)],
+        "the measurement",
+        ok=(0, 2),
+    )
+    with tempfile.TemporaryDirectory(prefix="pocketbert-adb-") as tmp:
+        local = Path(tmp) / "record.json"
+        _adb(device, job, ["pull", out, str(local)], "pulling the result")
+        text = local.read_text() if local.is_file() else ""
+    return parse_record(device, text, "the record pulled from the phone was empty")

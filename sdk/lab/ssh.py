@@ -1,0 +1,74 @@
+"""The ssh transport (boards): stream the bundle over ssh, run the agent there, read its record.
+
+``connect:`` settings: host (required), user, port, identity (a private key file),
+known_hosts (a known_hosts file), python (default python3), workdir (default
+pocketbert-lab, relative to the login directory), agent (a command template).
+Keys only (BatchMode): a device that would ask for a password is reported, not waited on.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+
+from pocketbert.devices import Device
+from pocketbert.errors import UserError
+from pocketbert.lab.local import describe_exit, run_process
+from pocketbert.lab.registry import Job, agent_command, last_line, parse_record, register_transport
+
+CONNECT_TIMEOUT_S = 10
+UNREACHABLE = 255  # ssh's own exit status for connection and authentication failures
+
+
+def ssh_argv(device: Device) -> list[str]:
+    c = device.connect
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}"]
+    argv += ["-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR"]
+    if c.get("known_hosts"):
+        argv += ["-o", f"UserKnownHostsFile={c['known_hosts']}"]
+    if c.get("identity"):
+        argv += ["-i", str(c["identity"]), "-o", "IdentitiesOnly=yes"]
+    if c.get("port"):
+        argv += ["-p", str(c["port"])]
+    target = f"{c['user']}@{c['host']}" if c.get("user") else str(c["host"])
+    return [*argv, target]
+
+
+def _tar(job: Job) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for path in sorted(job.bundle.iterdir()):
+            tf.add(path, arcname=path.name)
+    return buf.getvalue()
+
+
+def _ssh(device: Device, job: Job, command: str, what: str, stdin: bytes | None = None) -> str:
+    proc = run_process(device, [*ssh_argv(device), command], job, what, input=stdin)
+    if proc.returncode == UNREACHABLE:
+        c = device.connect
+        where, why = f"{c['host']}:{c.get('port', 22)}", last_line(proc.stderr)
+        if stdin is None:  # the connection worked a moment ago, for the copy
+            raise UserError(
+                f"device {device.id} dropped out during {what}: lost ssh to {where} ({why})"
+            )
+        raise UserError(
+            f"device {device.id}: cannot reach {where} over ssh ({why}); "
+            "check that it is on and that its key is authorised"
+        )
+    if proc.returncode != 0 and stdin is not None:
+        raise UserError(f"device {device.id}: copying the bundle failed ({describe_exit(proc)})")
+    return (
+        proc.stdout if proc.returncode == 0 or proc.stdout.strip() else f"\n{describe_exit(proc)}"
+    )
+
+
+@register_transport("ssh")
+def run(device: Device, job: Job) -> dict:
+    workdir = device.connect.get("workdir", "pocketbert-lab")
+    remote = f"{workdir}/{job.bundle.name}"
+    setup = f"rm -rf {shlex.quote(remote)} && mkdir -p {shlex.quote(remote)} && tar -xf - -C {shlex.quote(remote)}"
+    _ssh(device, job, setup, "copying the bundle", stdin=_tar(job))
+    command = agent_command(device, job, remote, f"{remote}/record.json")
+    output = _ssh(device, job, command, "the measurement")
+    return parse_record(device, output, f"the ssh session ended ({last_line(output)})")

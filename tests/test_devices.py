@@ -1,0 +1,132 @@
+"""The device catalog: shipped entries, schema errors, look-ups and `pocketbert devices`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pocketbert.devices import default_path, get_devices, load_devices
+from pocketbert.errors import UserError
+
+SHIPPED = ("host", "rpi4", "rpi5", "pixel4", "pixel9", "zcu104")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI with the lab verbs (through cli.main once it is wired there)."""
+    from pocketbert import cli, cli_lab
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv[0] not in sub.choices:
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("--quiet", action="store_true")
+        common.add_argument("--json", action="store_true")
+        cli_lab.add_parsers(sub, common)
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except UserError as exc:
+        print(f"pocketbert: error: {exc}", file=sys.stderr)
+        code = cli.EXIT_USER_ERROR
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_catalog(path: Path, entries: list[dict]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"devices": entries}))
+    return path
+
+
+def test_catalog_holds_every_shipped_device_with_its_figures():
+    catalog = load_devices()
+    assert set(SHIPPED) <= set(catalog)
+    for device in catalog.values():
+        if device.kind != "host":
+            assert device.can_estimate, device.id
+            assert device.peak_gops_int8 and device.ram_gb and device.cpu.get("ghz"), device.id
+
+
+def test_catalog_uses_only_registered_transports():
+    from pocketbert.lab import TRANSPORTS
+
+    assert {d.transport for d in load_devices().values()} <= set(TRANSPORTS)
+
+
+def test_catalog_entries_cite_their_sources():
+    text = default_path().read_text()
+    for device_id in SHIPPED[1:]:
+        block = text.split(f"id: {device_id}\n", 1)[1].split("- id:", 1)[0]
+        assert "#" in block, f"{device_id} has no source comment"
+
+
+GOOD = {
+    "id": "b1",
+    "kind": "board",
+    "transport": "local",
+    "formats": ["onnx"],
+    "runtimes": ["onnxruntime"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"kind": "toaster"}, "kind"),
+        ({"transport": "pigeon"}, "transport"),
+        ({"peak_gflops_fp32": -3}, "peak_gflops_fp32"),
+        ({"formats": ["onnx", "coreml"]}, "formats"),
+        ({"colour": "red"}, "colour"),
+        ({"transport": "ssh"}, "connect"),
+        ({"transport": "emulated"}, "transport"),
+    ],
+)
+def test_load_devices_names_the_bad_field_when_an_entry_breaks_the_schema(tmp_path, change, field):
+    path = write_catalog(tmp_path / "devices.yaml", [{**GOOD, **change}])
+    with pytest.raises(UserError, match=f"device #1 \\(b1\\): '{field}'"):
+        load_devices(path)
+
+
+def test_load_devices_reports_missing_field(tmp_path):
+    entry = {k: v for k, v in GOOD.items() if k != "runtimes"}
+    with pytest.raises(UserError, match="'runtimes' is missing"):
+        load_devices(write_catalog(tmp_path / "d.yaml", [entry]))
+
+
+def test_load_devices_rejects_duplicate_ids_and_non_yaml(tmp_path):
+    with pytest.raises(UserError, match="appears twice"):
+        load_devices(write_catalog(tmp_path / "d.yaml", [GOOD, GOOD]))
+    (tmp_path / "bad.yaml").write_text("devices: [\n  - id: x\n  kind: [")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_devices(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- id: x\n")
+    with pytest.raises(UserError, match="top-level 'devices:' list"):
+        load_devices(tmp_path / "list.yaml")
+
+
+def test_get_devices_lists_known_ids_when_id_is_unknown():
+    with pytest.raises(UserError, match="unknown device 'pixel99'; known devices: host, .*rpi4"):
+        get_devices(["host", "pixel99"], load_devices())
+
+
+def test_devices_cli_prints_table_and_json(capsys):
+    code, out, _ = run_cli(["devices"], capsys)
+    assert code == 0 and "pixel4" in out and "GFLOP/s" in out
+    code, out, _ = run_cli(["devices", "--json"], capsys)
+    rows = json.loads(out)
+    assert code == 0 and {r["id"] for r in rows} >= set(SHIPPED)
+
+
+def test_devices_cli_exits_2_with_one_line_when_catalog_is_malformed(tmp_path, capsys):
+    path = write_catalog(tmp_path / "d.yaml", [{**GOOD, "kind": "toaster"}])
+    code, out, err = run_cli(["devices", "--devices", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert (
+        err.count("\n") == 1
+        and "'kind' is 'toaster'; choose one of: board, fpga, host, phone" in err
+    )
