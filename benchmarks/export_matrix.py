@@ -49,7 +49,9 @@ def models(root: Path, names: list[str]) -> dict[str, Path]:
         out["minilm"] = minilm_path()
     for arch in ("mobilebert", "squeezebert"):
         if arch in names:
-            out[arch] = save_random_model(arch, root / arch, size="small", tokenizer_from=minilm_path())
+            out[arch] = save_random_model(
+                arch, root / arch, size="small", tokenizer_from=minilm_path()
+            )
     return out
 
 
@@ -83,8 +85,13 @@ def bundle_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
 
     try:
         results = export(
-            model_dir, out, format="all", precision="all", calibration=sample_sentences(128, seed=7),
-            allow_parity_failure=True, quiet=True,
+            model_dir,
+            out,
+            format="all",
+            precision="all",
+            calibration=sample_sentences(128, seed=7),
+            allow_parity_failure=True,
+            quiet=True,
         )
     except ExportFailed as exc:
         results = exc.results
@@ -100,7 +107,11 @@ def bundle_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
         row["mb"] = round(model_file.stat().st_size / 1e6, 1)
         row["parity"] = (
             f"max|Δ| {p['max_abs_diff']:.1e} "
-            + (f"argmax {p['argmax_agreement']:.1%}" if "argmax_agreement" in p else f"cos {p['mean_cosine']:.4f}")
+            + (
+                f"argmax {p['argmax_agreement']:.1%}"
+                if "argmax_agreement" in p
+                else f"cos {p['mean_cosine']:.4f}"
+            )
             + ("" if p["passed"] else " FAILS GATE")
         )
         for t in THREADS:
@@ -120,20 +131,40 @@ def optimum_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
         )
         from optimum.onnxruntime.configuration import AutoQuantizationConfig
     except ImportError:
-        return [{"format": "optimum-onnx", "precision": "-", "error": "pip install 'optimum[onnxruntime]'"}]
+        return [
+            {
+                "format": "optimum-onnx",
+                "precision": "-",
+                "error": "pip install 'optimum[onnxruntime]'",
+            }
+        ]
     from transformers import AutoConfig
 
     from pocketbert import runtimes
     from pocketbert.converters.model import resolve_task
 
     task = resolve_task(AutoConfig.from_pretrained(model_dir), None)
-    cls = ORTModelForSequenceClassification if task == "classification" else ORTModelForFeatureExtraction
+    cls = (
+        ORTModelForSequenceClassification
+        if task == "classification"
+        else ORTModelForFeatureExtraction
+    )
     cls.from_pretrained(model_dir, export=True).save_pretrained(out / "fp32")
     quantizer = ORTQuantizer.from_pretrained(out / "fp32")
-    quantizer.quantize(AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True), save_dir=out / "int8")
+    quantizer.quantize(
+        AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True), save_dir=out / "int8"
+    )
     rows = []
-    for precision, path in (("fp32", out / "fp32" / "model.onnx"), ("int8-dynamic", out / "int8" / "model_quantized.onnx")):
-        row = {"format": "optimum-onnx", "precision": precision, "mb": round(path.stat().st_size / 1e6, 1), "parity": "-"}
+    for precision, path in (
+        ("fp32", out / "fp32" / "model.onnx"),
+        ("int8-dynamic", out / "int8" / "model_quantized.onnx"),
+    ):
+        row = {
+            "format": "optimum-onnx",
+            "precision": precision,
+            "mb": round(path.stat().st_size / 1e6, 1),
+            "parity": "-",
+        }
         for t in THREADS:
             session = runtimes.load(path, threads=t)
             feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
@@ -154,19 +185,27 @@ def print_table(name: str, rows: list[dict]) -> None:
             continue
         speed = base["p50_ms_1t"] / r["p50_ms_1t"]
         mb = "" if r["mb"] is None else r["mb"]
-        print(f"| {r['format']} | {r['precision']} | {mb} | {r['p50_ms_1t']:.1f} | {r['p50_ms_2t']:.1f} | {speed:.2f}x | {r['parity']} |")
+        print(
+            f"| {r['format']} | {r['precision']} | {mb} | {r['p50_ms_1t']:.1f} | {r['p50_ms_2t']:.1f} | {speed:.2f}x | {r['parity']} |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=None, help="keep bundles here (default: a temporary directory)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", default=None, help="keep bundles here (default: a temporary directory)"
+    )
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--models", default="minilm,mobilebert,squeezebert")
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     args = parser.parse_args()
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pocketbert-bench-"))
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
-          f"python {platform.python_version()}; batch 1, seq {SEQ}, {args.runs} timed runs after 5 warm-up")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
+        f"python {platform.python_version()}; batch 1, seq {SEQ}, {args.runs} timed runs after 5 warm-up"
+    )
     everything = {}
     for name, model_dir in models(root / "models", args.models.split(",")).items():
         f = feed(model_dir)

@@ -42,8 +42,14 @@ def _fuse(path: Path, out: Path) -> dict[str, int]:
 
     options = FusionOptions("bert")
     options.enable_embed_layer_norm = False
-    fused = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0,
-                           optimization_options=options, opt_level=0)
+    fused = optimize_model(
+        str(path),
+        model_type="bert",
+        num_heads=0,
+        hidden_size=0,
+        optimization_options=options,
+        opt_level=0,
+    )
     fused.save_model_to_file(str(out))
     return {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
 

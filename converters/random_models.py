@@ -17,24 +17,47 @@ from pocketbert.errors import UserError, choices
 from pocketbert.texts import BUILTIN
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 # (architecture, size) -> config keyword arguments
 SIZES: dict[tuple[str, str], dict] = {
-    ("bert", "tiny"): dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    ("bert", "tiny"): dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    ),
     ("distilbert", "tiny"): dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
     ("mobilebert", "tiny"): dict(
-        hidden_size=64, embedding_size=32, intra_bottleneck_size=32, true_hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_feedforward_networks=2,
+        hidden_size=64,
+        embedding_size=32,
+        intra_bottleneck_size=32,
+        true_hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_feedforward_networks=2,
     ),
     ("squeezebert", "tiny"): dict(
-        hidden_size=64, embedding_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+        hidden_size=64,
+        embedding_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
     ),
-    ("bert", "small"): dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    ("bert", "small"): dict(
+        hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+    ),
     ("distilbert", "small"): dict(dim=384, n_layers=6, n_heads=12, hidden_dim=1536),
     ("mobilebert", "small"): dict(),  # the published MobileBERT shape: 24 thin layers
     ("squeezebert", "small"): dict(
-        hidden_size=384, embedding_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
+        hidden_size=384,
+        embedding_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
     ),
 }
 
@@ -69,7 +92,9 @@ def save_random_model(
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     if (arch, size) not in SIZES:
-        raise UserError(f"no random model preset '{arch}/{size}'; choose one of: {choices(f'{a}/{s}' for a, s in SIZES)}")
+        raise UserError(
+            f"no random model preset '{arch}/{size}'; choose one of: {choices(f'{a}/{s}' for a, s in SIZES)}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_from:
@@ -100,6 +125,8 @@ def save_random_model(
 @torch.no_grad()
 def _widen_classifier(model: torch.nn.Module) -> None:
     """Give the random head a spread of logits, so argmax is not decided by rounding."""
-    heads = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "classifier" in n]
+    heads = [
+        m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "classifier" in n
+    ]
     if heads:
         heads[-1].weight.normal_(0.0, 1.0)

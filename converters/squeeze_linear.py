@@ -42,7 +42,11 @@ def grouped_convs_as_linear(module: nn.Module) -> int:
     """Replace every kernel-size-1 Conv1d inside ``module`` in place; return how many."""
     count = 0
     for name, child in list(module.named_children()):
-        if isinstance(child, nn.Conv1d) and child.kernel_size == (1,) and child.padding in (0, (0,)):
+        if (
+            isinstance(child, nn.Conv1d)
+            and child.kernel_size == (1,)
+            and child.padding in (0, (0,))
+        ):
             setattr(module, name, GroupedPointwise(child))
             count += 1
         else:

@@ -1,7 +1,7 @@
 """Load an exported model file and run it, with no torch in sight.
 
-    sess = pocketbert.runtimes.load("model.onnx", threads=2)
-    outputs = sess.run({"input_ids": ids, "attention_mask": mask})
+sess = pocketbert.runtimes.load("model.onnx", threads=2)
+outputs = sess.run({"input_ids": ids, "attention_mask": mask})
 """
 
 from __future__ import annotations

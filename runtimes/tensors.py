@@ -25,15 +25,11 @@ def cast_feeds(
     """Check the feeds name the model's inputs and cast them to the model's dtypes."""
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise UserError(
-            f"missing model input(s) {missing}; the model takes: {', '.join(names)}"
-        )
+        raise UserError(f"missing model input(s) {missing}; the model takes: {', '.join(names)}")
     out = {}
     for name in names:
         arr = np.asarray(feeds[name])
         if arr.ndim != 2:
-            raise UserError(
-                f"input '{name}' has shape {arr.shape}; expected 2-D [batch, sequence]"
-            )
+            raise UserError(f"input '{name}' has shape {arr.shape}; expected 2-D [batch, sequence]")
         out[name] = np.ascontiguousarray(arr.astype(dtypes.get(name, arr.dtype), copy=False))
     return out

@@ -94,7 +94,9 @@ def _unzip(path: Path) -> Path:
             dest = Path(tempfile.mkdtemp(prefix="pocketbert-bundle-"))
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
-        raise UserError(f"'{path}' is not a valid zip file; give a bundle directory or its .zip") from exc
+        raise UserError(
+            f"'{path}' is not a valid zip file; give a bundle directory or its .zip"
+        ) from exc
     inner = [p.parent for p in dest.rglob(MANIFEST)]
     return inner[0] if inner else dest
 
@@ -103,11 +105,15 @@ def open_bundle(path: str | Path, *, check_hashes: bool = True) -> Bundle:
     """Open a bundle directory or .zip and check its files against the manifest."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"bundle '{path}' does not exist; give a directory written by pocketbert export")
+        raise UserError(
+            f"bundle '{path}' does not exist; give a directory written by pocketbert export"
+        )
     root = _unzip(path) if path.is_file() and path.suffix == ".zip" else path
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
-        raise UserError(f"'{path}' is not a bundle (no {MANIFEST}); give a directory written by pocketbert export")
+        raise UserError(
+            f"'{path}' is not a bundle (no {MANIFEST}); give a directory written by pocketbert export"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -119,7 +125,9 @@ def open_bundle(path: str | Path, *, check_hashes: bool = True) -> Bundle:
         actual = file_hashes(root)
         for name, digest in manifest["files"].items():
             if name not in actual:
-                raise UserError(f"bundle '{path}' is missing {name}, listed in its manifest; re-export it")
+                raise UserError(
+                    f"bundle '{path}' is missing {name}, listed in its manifest; re-export it"
+                )
             if actual[name] != digest:
                 raise UserError(
                     f"bundle '{path}': {name} does not match its manifest sha256 "

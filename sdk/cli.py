@@ -37,16 +37,34 @@ def cmd_export(args: argparse.Namespace) -> int:
         quiet=args.quiet or args.json,
     )
     rows = [
-        {"format": r.format, "precision": r.precision, "bundle": str(r.path), "parity": r.parity}
+        {
+            "format": r.format,
+            "precision": r.precision,
+            "bundle": str(r.path),
+            "parity": r.parity,
+            "checks": r.checks,
+        }
         for r in results
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            p = row["parity"]
-            agree = f"argmax {p['argmax_agreement']:.1%}" if "argmax_agreement" in p else f"cosine {p['mean_cosine']:.4f}"
-            print(f"{row['format']:<10} {row['precision']:<13} max|Δ| {p['max_abs_diff']:.2e}  {agree}  -> {row['bundle']}")
+        return 0
+    for row in rows:
+        p = row["parity"]
+        agree = (
+            f"argmax {p['argmax_agreement']:.1%}"
+            if "argmax_agreement" in p
+            else f"cosine {p['mean_cosine']:.4f}"
+        )
+        print(
+            f"{row['format']:<10} {row['precision']:<13} max|Δ| {p['max_abs_diff']:.2e}  {agree}  -> {row['bundle']}"
+        )
+        outside = row["checks"].get("undelegated_ops")
+        if outside:
+            names = ", ".join(f"{op} {n}" for op, n in list(outside.items())[:6])
+            print(
+                f"{'':<25}outside XNNPACK: {sum(outside.values())} ops ({names}{', …' if len(outside) > 6 else ''})"
+            )
     return 0
 
 
@@ -56,7 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     predictor = load(args.bundle, threads=args.threads)
     result = predictor.predict(args.texts)
     if predictor.task == "embedding":
-        rows = [{"text": t, "embedding": v.round(6).tolist()} for t, v in zip(args.texts, result, strict=True)]
+        rows = [
+            {"text": t, "embedding": v.round(6).tolist()}
+            for t, v in zip(args.texts, result, strict=True)
+        ]
         if args.json:
             print(json.dumps(rows))
         else:
@@ -80,7 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'format':<11}{'precision':<14}{'MB':>7}{'max|Δ|':>10}{'cosine':>9}{'ms/sent':>9}  sim(+,+) sim(+,-)")
+    print(
+        f"{'format':<11}{'precision':<14}{'MB':>7}{'max|Δ|':>10}{'cosine':>9}{'ms/sent':>9}  sim(+,+) sim(+,-)"
+    )
     for r in rows:
         p = r["parity"]
         print(
@@ -103,9 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="onnx", help="onnx | executorch | tflite | all")
     p.add_argument("--precision", default="fp32", help="fp32 | int8-dynamic | int8-static | all")
     p.add_argument("--task", default=None, help="classification | embedding (default: from config)")
-    p.add_argument("--calibration", default=None, help="text file (.txt/.csv/.jsonl) to calibrate and verify on")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        help="text file (.txt/.csv/.jsonl) to calibrate and verify on",
+    )
     p.add_argument("--max-seq-len", type=int, default=128)
-    p.add_argument("--allow-parity-failure", action="store_true", help="write bundles that fail the parity gate")
+    p.add_argument(
+        "--allow-parity-failure",
+        action="store_true",
+        help="write bundles that fail the parity gate",
+    )
     p.add_argument("-o", "--output", required=True, help="bundle directory to write")
     p.set_defaults(func=cmd_export)
 
@@ -116,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "demo", parents=[common], help="export the real all-MiniLM-L6-v2 everywhere and run reviews through it"
+        "demo",
+        parents=[common],
+        help="export the real all-MiniLM-L6-v2 everywhere and run reviews through it",
     )
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)

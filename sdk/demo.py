@@ -22,7 +22,9 @@ PROBES = [
 def demo(out: str | Path = "pocketbert-demo", *, quiet: bool = False) -> list[dict]:
     """Export, verify and run; returns one row per bundle."""
     calibration = sample_sentences(128, seed=7)
-    results = export(minilm_path(), out, format="all", precision="all", calibration=calibration, quiet=quiet)
+    results = export(
+        minilm_path(), out, format="all", precision="all", calibration=calibration, quiet=quiet
+    )
     rows = []
     for r in results:
         predictor = load(r.path, threads=1)

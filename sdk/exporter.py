@@ -39,10 +39,14 @@ class ExportOptions:
 
         for f in self.formats:
             if f not in EXPORTERS:
-                raise UserError(f"unknown format '{f}'; choose one of: {choices([*EXPORTERS, 'all'])}")
+                raise UserError(
+                    f"unknown format '{f}'; choose one of: {choices([*EXPORTERS, 'all'])}"
+                )
         for p in self.precisions:
             if p not in PRECISIONS:
-                raise UserError(f"unknown precision '{p}'; choose one of: {choices([*PRECISIONS, 'all'])}")
+                raise UserError(
+                    f"unknown precision '{p}'; choose one of: {choices([*PRECISIONS, 'all'])}"
+                )
         if not 8 <= self.max_seq_len <= 4096:
             raise UserError(f"--max-seq-len {self.max_seq_len} is out of range; give 8 to 4096")
 
@@ -56,6 +60,7 @@ class Result:
     precision: str
     path: Path | None
     parity: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)  # the exporter's shipping checks
     error: str | None = None
     seconds: float = 0.0
 
@@ -184,7 +189,9 @@ class _Job:
         from pocketbert.converters.reference import torch_outputs
 
         if pad_to not in self._references:
-            encoder = Encoder(self.tok_dir / "tokenizer.json", self.options.max_seq_len, pad_to=pad_to)
+            encoder = Encoder(
+                self.tok_dir / "tokenizer.json", self.options.max_seq_len, pad_to=pad_to
+            )
             feeds = encoder.feeds(self.verify_texts)
             self._references[pad_to] = (feeds, torch_outputs(self.loaded.module, feeds))
         return self._references[pad_to]
@@ -204,11 +211,15 @@ class _Job:
         info = EXPORTERS[fmt]
         start = time.perf_counter()
         with staging(target) as stage:
-            exported = info.export(self.module, self.spec(fmt, precision), stage / f"model{info.suffix}")
+            exported = info.export(
+                self.module, self.spec(fmt, precision), stage / f"model{info.suffix}"
+            )
             feeds, reference = self.feeds_and_reference(
                 None if exported.dynamic_seq else self.options.max_seq_len
             )
-            parity = check(exported.path, feeds, reference, precision=precision, task=self.loaded.task)
+            parity = check(
+                exported.path, feeds, reference, precision=precision, task=self.loaded.task
+            )
             if not parity["passed"] and not self.options.allow_parity_failure:
                 raise UserError(
                     f"{fmt} {precision} failed the parity gate ({parity['gate']}: "
@@ -218,7 +229,8 @@ class _Job:
             self._write_assets(stage)
             write_manifest(stage, self._manifest(fmt, precision, exported, parity))
             open_bundle(stage)
-        return Result(fmt, precision, target, parity, seconds=time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return Result(fmt, precision, target, parity, exported.checks, seconds=seconds)
 
     def _write_assets(self, stage: Path) -> None:
         for name in ("tokenizer.json", "vocab.txt"):
@@ -250,7 +262,11 @@ class _Job:
                 "source": self.options.calibration or "builtin",
                 "samples": len(self.calibration_texts) if precision == "int8-static" else 0,
             },
-            "tools": {"pocketbert": __version__, "python": platform.python_version(), **exported.tools},
+            "tools": {
+                "pocketbert": __version__,
+                "python": platform.python_version(),
+                **exported.tools,
+            },
             "checks": exported.checks,
             "parity": parity,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -122,8 +122,12 @@ def _jsonl_texts(path: Path, raw: str) -> list[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"'{path}' line {n} is not JSON ({exc.msg}); write one object a line") from exc
+            raise UserError(
+                f"'{path}' line {n} is not JSON ({exc.msg}); write one object a line"
+            ) from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise UserError(f"'{path}' line {n} has no string 'text' field; write {{\"text\": ...}}")
+            raise UserError(
+                f"'{path}' line {n} has no string 'text' field; write {{\"text\": ...}}"
+            )
         texts.append(record["text"].strip())
     return texts

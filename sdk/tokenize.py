@@ -18,7 +18,12 @@ class Encoder:
     """
 
     def __init__(
-        self, tokenizer_json: str | Path, max_len: int, *, pad_to: int | None = None, min_len: int = 3
+        self,
+        tokenizer_json: str | Path,
+        max_len: int,
+        *,
+        pad_to: int | None = None,
+        min_len: int = 3,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -26,8 +31,7 @@ class Encoder:
             self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
         except Exception as exc:  # tokenizers raises a bare Exception for bad files
             raise UserError(
-                f"'{tokenizer_json}' is not a readable tokenizer.json ({exc}); "
-                "re-export the bundle"
+                f"'{tokenizer_json}' is not a readable tokenizer.json ({exc}); re-export the bundle"
             ) from exc
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_len)

@@ -18,7 +18,9 @@ INT8_ARGMAX_AGREEMENT = 0.98
 INT8_MEAN_COSINE = 0.98
 
 
-def run_file(path: Path, feeds: list[dict[str, np.ndarray]], threads: int | None = None) -> np.ndarray:
+def run_file(
+    path: Path, feeds: list[dict[str, np.ndarray]], threads: int | None = None
+) -> np.ndarray:
     """Run each batch-1 feed through the file's runtime; stack the first outputs."""
     session = runtimes.load(path, threads=threads)
     return np.concatenate([session.run(f)[0].reshape(1, -1) for f in feeds])

@@ -56,9 +56,14 @@ def test_export_fails_cleanly_when_architecture_is_unsupported(tmp_path, capsys)
 
 @pytest.mark.parametrize(
     ("flag", "value", "says"),
-    [("--format", "coreml", "unknown format 'coreml'"), ("--precision", "int4", "unknown precision 'int4'")],
+    [
+        ("--format", "coreml", "unknown format 'coreml'"),
+        ("--precision", "int4", "unknown precision 'int4'"),
+    ],
 )
-def test_export_fails_cleanly_when_choice_is_unknown(flag, value, says, tmp_path, capsys, tiny_models):
+def test_export_fails_cleanly_when_choice_is_unknown(
+    flag, value, says, tmp_path, capsys, tiny_models
+):
     out = tmp_path / "out"
     assert_user_error(capsys, out, "export", tiny_models["bert"], flag, value, "-o", out, says=says)
 
@@ -73,12 +78,23 @@ def test_export_fails_cleanly_when_choice_is_unknown(flag, value, says, tmp_path
         ("empty.txt", b"\n\n", "holds no text"),
     ],
 )
-def test_export_fails_cleanly_when_calibration_is_unreadable(name, content, says, tmp_path, capsys, tiny_models):
+def test_export_fails_cleanly_when_calibration_is_unreadable(
+    name, content, says, tmp_path, capsys, tiny_models
+):
     cal = tmp_path / name
     if content is not None:
         cal.write_bytes(content)
     out = tmp_path / "out"
-    argv = ("export", tiny_models["bert"], "--precision", "int8-static", "--calibration", cal, "-o", out)
+    argv = (
+        "export",
+        tiny_models["bert"],
+        "--precision",
+        "int8-static",
+        "--calibration",
+        cal,
+        "-o",
+        out,
+    )
     assert_user_error(capsys, out, *argv, says=says)
 
 
