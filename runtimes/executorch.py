@@ -9,7 +9,9 @@ outputs. (The torch-free ``executorch-numpy-runtime`` wheel needs Python >= 3.12
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +33,25 @@ def _bad_file(path: Path, exc: Exception) -> UserError:
         f"'{path}' is not a loadable ExecuTorch program ({first}); "
         "give a .pte written by pocketbert export --format executorch"
     )
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while native code runs (Python errors still raise)."""
+    sys.stderr.flush()
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDEs)
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class ExecuTorchSession:
@@ -77,12 +98,14 @@ class ExecuTorchSession:
 @register_runtime("executorch", suffix=".pte", module="executorch", install=_INSTALL)
 def load(path: Path, *, threads: int | None = None) -> ExecuTorchSession:
     require("executorch", _INSTALL)
-    runtime_mod = require("executorch.runtime", _INSTALL)
+    with _native_stderr_silenced():  # its import chain reports optional CUDA kernels missing
+        runtime_mod = require("executorch.runtime", _INSTALL)
     from executorch.extension.pybindings import portable_lib
 
     torch = sys.modules["torch"]  # already loaded by executorch's pybindings
     if threads:
-        portable_lib._unsafe_reset_threadpool(int(threads))  # must precede load_method
+        with _native_stderr_silenced():  # cpuinfo prints probe failures from C++
+            portable_lib._unsafe_reset_threadpool(int(threads))  # must precede load_method
     try:
         program = runtime_mod.Runtime.get().load_program(Path(path))
         method = program.load_method("forward")

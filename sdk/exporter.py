@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from pocketbert import __version__
 from pocketbert.bundle import open_bundle, staging, write_manifest
 from pocketbert.errors import UserError, choices
-from pocketbert.progress import Progress
+from pocketbert.progress import Progress, native_output_to
 from pocketbert.texts import BUILTIN, read_texts
 from pocketbert.tokenize import Encoder
 from pocketbert.verify import check
@@ -163,8 +164,6 @@ class _tokenizer_files:
         self.tokenizer = tokenizer
 
     def __enter__(self) -> Path:
-        import tempfile
-
         self.dir = Path(tempfile.mkdtemp(prefix="pocketbert-tok-"))
         self.tokenizer.backend_tokenizer.save(str(self.dir / "tokenizer.json"))
         vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
@@ -210,10 +209,21 @@ class _Job:
 
         info = EXPORTERS[fmt]
         start = time.perf_counter()
+        log = Path(tempfile.mkstemp(prefix=f"pocketbert-{fmt}-{precision}-", suffix=".log")[1])
         with staging(target) as stage:
-            exported = info.export(
-                self.module, self.spec(fmt, precision), stage / f"model{info.suffix}"
-            )
+            try:
+                with native_output_to(log):
+                    exported = info.export(
+                        self.module, self.spec(fmt, precision), stage / f"model{info.suffix}"
+                    )
+            except UserError:
+                log.unlink(missing_ok=True)
+                raise
+            except Exception as exc:
+                raise RuntimeError(
+                    f"{fmt} {precision} export failed; converter log: {log}"
+                ) from exc
+            log.unlink()
             feeds, reference = self.feeds_and_reference(
                 None if exported.dynamic_seq else self.options.max_seq_len
             )

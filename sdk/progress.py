@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -34,5 +36,29 @@ class Progress:
             yield item
             self.say(f"[{i}/{total}] {name(item)} done in {time.perf_counter() - start:.1f}s")
 
-    def iterable(self, items: Iterable[T]) -> Iterable[T]:
-        return items
+
+@contextmanager
+def native_output_to(log: Path):
+    """Send file descriptors 1 and 2 to ``log`` while converter libraries run.
+
+    litert-torch, TensorFlow, XNNPACK and ExecuTorch print progress and diagnostics from
+    Python and from C++; our own progress stays readable, and the log keeps theirs.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        fds = [sys.stdout.fileno(), sys.stderr.fileno()]
+    except (AttributeError, OSError, ValueError):  # streams replaced (pytest capture, IDEs)
+        fds = []
+    saved = [os.dup(fd) for fd in fds]
+    with log.open("ab") as sink:
+        try:
+            for fd in fds:
+                os.dup2(sink.fileno(), fd)
+            yield log
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            for fd, old in zip(fds, saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
