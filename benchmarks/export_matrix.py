@@ -29,15 +29,18 @@ SEQ = 128
 THREADS = (1, 2)
 
 
-def p50_ms(fn, runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
+def interleaved_p50_ms(runners: dict[str, object], runs: int, warmup: int = 5) -> dict[str, float]:
+    """p50 of each runner, timed in interleaved rounds so machine drift hits all alike."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def models(root: Path, names: list[str]) -> dict[str, Path]:
@@ -63,23 +66,44 @@ def feed(tokenizer_dir: Path) -> dict[str, np.ndarray]:
     return Encoder(tokenizer_dir / "tokenizer.json", SEQ, pad_to=SEQ).feed(text)
 
 
-def torch_row(model_dir: Path, f: dict, runs: int) -> dict:
+def torch_row(model_dir: Path, f: dict) -> dict:
     import torch
 
     from pocketbert.converters.model import load_model
 
     module = load_model(model_dir).module
     args = (torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"]))
-    row = {"format": "pytorch-eager", "precision": "fp32", "mb": None, "parity": "reference"}
-    with torch.inference_mode():
-        for t in THREADS:
-            torch.set_num_threads(t)
-            row[f"p50_ms_{t}t"] = p50_ms(lambda: module(*args), runs)
-    return row
+
+    def make(threads: int):
+        def run():
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                module(*args)
+
+        return run
+
+    return {
+        "format": "pytorch-eager",
+        "precision": "fp32",
+        "mb": None,
+        "parity": "reference",
+        "make": make,
+    }
 
 
-def bundle_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
+def session_maker(path: Path, f: dict):
     from pocketbert import runtimes
+
+    def make(threads: int):
+        session = runtimes.load(path, threads=threads)
+        feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
+        feeds = {k: v for k, v in feeds.items() if k in session.input_names}
+        return lambda: session.run(feeds)
+
+    return make
+
+
+def bundle_rows(model_dir: Path, out: Path, f: dict) -> list[dict]:
     from pocketbert.examples import sample_sentences
     from pocketbert.exporter import ExportFailed, export
 
@@ -114,14 +138,12 @@ def bundle_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
             )
             + ("" if p["passed"] else " FAILS GATE")
         )
-        for t in THREADS:
-            session = runtimes.load(model_file, threads=t)
-            row[f"p50_ms_{t}t"] = p50_ms(lambda s=session: s.run(f), runs)
+        row["make"] = session_maker(model_file, f)
         rows.append(row)
     return rows
 
 
-def optimum_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
+def optimum_rows(model_dir: Path, out: Path, f: dict) -> list[dict]:
     """optimum-onnx's export + ORTQuantizer dynamic int8 (avx512_vnni, per-channel)."""
     try:
         from optimum.onnxruntime import (
@@ -140,7 +162,6 @@ def optimum_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
         ]
     from transformers import AutoConfig
 
-    from pocketbert import runtimes
     from pocketbert.converters.model import resolve_task
 
     task = resolve_task(AutoConfig.from_pretrained(model_dir), None)
@@ -151,27 +172,35 @@ def optimum_rows(model_dir: Path, out: Path, f: dict, runs: int) -> list[dict]:
     )
     cls.from_pretrained(model_dir, export=True).save_pretrained(out / "fp32")
     quantizer = ORTQuantizer.from_pretrained(out / "fp32")
-    quantizer.quantize(
-        AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True), save_dir=out / "int8"
-    )
+    config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+    quantizer.quantize(config, save_dir=out / "int8")
     rows = []
     for precision, path in (
         ("fp32", out / "fp32" / "model.onnx"),
         ("int8-dynamic", out / "int8" / "model_quantized.onnx"),
     ):
-        row = {
-            "format": "optimum-onnx",
-            "precision": precision,
-            "mb": round(path.stat().st_size / 1e6, 1),
-            "parity": "-",
-        }
-        for t in THREADS:
-            session = runtimes.load(path, threads=t)
-            feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
-            feeds = {k: v for k, v in feeds.items() if k in session.input_names}
-            row[f"p50_ms_{t}t"] = p50_ms(lambda s=session, x=feeds: s.run(x), runs)
-        rows.append(row)
+        mb = round(path.stat().st_size / 1e6, 1)
+        rows.append(
+            {
+                "format": "optimum-onnx",
+                "precision": precision,
+                "mb": mb,
+                "parity": "-",
+                "make": session_maker(path, f),
+            }
+        )
     return rows
+
+
+def time_rows(rows: list[dict], runs: int) -> None:
+    """Fill p50_ms_<t>t of every row, all rows of one thread count timed interleaved."""
+    live = [r for r in rows if "make" in r]
+    for t in THREADS:
+        runners = {i: r["make"](t) for i, r in enumerate(live)}
+        for i, p50 in interleaved_p50_ms(runners, runs).items():
+            live[i][f"p50_ms_{t}t"] = p50
+    for r in live:
+        del r["make"]
 
 
 def print_table(name: str, rows: list[dict]) -> None:
@@ -190,6 +219,24 @@ def print_table(name: str, rows: list[dict]) -> None:
         )
 
 
+def print_targets(rows: list[dict]) -> None:
+    """The issue's targets, computed from this table's own figures."""
+    ok = {(r["format"], r["precision"]): r for r in rows if "error" not in r}
+    for (fmt, precision), r in sorted(ok.items()):
+        base = ok.get((fmt, "fp32"))
+        if precision == "fp32" or base is None or fmt in ("pytorch-eager",):
+            continue
+        speed = " ".join(f"{t}t {base[f'p50_ms_{t}t'] / r[f'p50_ms_{t}t']:.2f}x" for t in THREADS)
+        size = r["mb"] / base["mb"]
+        print(f"- {fmt} {precision}: speed-up over fp32 {speed}; size {size:.0%} of fp32")
+    ours, theirs = ok.get(("onnx", "int8-dynamic")), ok.get(("optimum-onnx", "int8-dynamic"))
+    if ours and theirs:
+        ratio = " ".join(
+            f"{t}t {theirs[f'p50_ms_{t}t'] / ours[f'p50_ms_{t}t']:.2f}x" for t in THREADS
+        )
+        print(f"- onnx int8-dynamic vs optimum int8-dynamic (>1 = ours faster): {ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,17 +249,24 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     args = parser.parse_args()
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pocketbert-bench-"))
+    from pocketbert import hygiene
+
+    snap = hygiene.snapshot()
+    print(f"cpu: {snap['cpu_model']}, {snap['cores']} cores, load {snap['loadavg']}")
     print(
         f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
-        f"python {platform.python_version()}; batch 1, seq {SEQ}, {args.runs} timed runs after 5 warm-up"
+        f"python {platform.python_version()}; batch 1, seq {SEQ}; {args.runs} timed runs after 5 warm-up, "
+        "all rows of a table timed in interleaved rounds"
     )
     everything = {}
     for name, model_dir in models(root / "models", args.models.split(",")).items():
         f = feed(model_dir)
-        rows = [torch_row(model_dir, f, args.runs)]
-        rows += bundle_rows(model_dir, root / "bundles" / name, f, args.runs)
-        rows += optimum_rows(model_dir, root / "optimum" / name, f, args.runs)
+        rows = [torch_row(model_dir, f)]
+        rows += bundle_rows(model_dir, root / "bundles" / name, f)
+        rows += optimum_rows(model_dir, root / "optimum" / name, f)
+        time_rows(rows, args.runs)
         print_table(name, rows)
+        print_targets(rows)
         everything[name] = rows
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=2))

@@ -98,9 +98,9 @@ class ExecuTorchSession:
 @register_runtime("executorch", suffix=".pte", module="executorch", install=_INSTALL)
 def load(path: Path, *, threads: int | None = None) -> ExecuTorchSession:
     require("executorch", _INSTALL)
-    with _native_stderr_silenced():  # its import chain reports optional CUDA kernels missing
+    with _native_stderr_silenced():  # optional CUDA kernels missing, cpuinfo probes
         runtime_mod = require("executorch.runtime", _INSTALL)
-    from executorch.extension.pybindings import portable_lib
+        from executorch.extension.pybindings import portable_lib
 
     torch = sys.modules["torch"]  # already loaded by executorch's pybindings
     if threads:
