@@ -35,4 +35,34 @@ def profile(bundles, devices, **options):
     return _profile(bundles, devices, **options)
 
 
-__all__ = ["UserError", "__version__", "export", "load", "profile"]
+def distill(*args, **options):
+    """Distill a teacher into a student; see :func:`pocketbert.distilling.distill`."""
+    from pocketbert.distilling import distill as _distill
+
+    return _distill(*args, **options)
+
+
+def finetune(*args, **options):
+    """Fine-tune a pretrained encoder into a task teacher; see :func:`pocketbert.distilling.finetune`."""
+    from pocketbert.distilling import finetune as _finetune
+
+    return _finetune(*args, **options)
+
+
+def propose_student(*args, **options):
+    """A student config with its params and FLOPs; see :func:`pocketbert.distilling.propose_student`."""
+    from pocketbert.distilling import propose_student as _propose
+
+    return _propose(*args, **options)
+
+
+__all__ = [
+    "UserError",
+    "__version__",
+    "distill",
+    "export",
+    "finetune",
+    "load",
+    "profile",
+    "propose_student",
+]

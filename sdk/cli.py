@@ -115,7 +115,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pocketbert", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pocketbert",
+        description="Distill, quantize, export, verify and profile BERT-family models for devices.",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress output")
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -154,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)
 
+    from pocketbert.cli_distill import add_parsers as add_distill_parsers
     from pocketbert.cli_lab import add_parsers as add_lab_parsers
 
+    add_distill_parsers(sub, common)
     add_lab_parsers(sub, common)
     return parser
 

@@ -7,6 +7,14 @@ import pytest
 ARCHITECTURES = ("bert", "distilbert", "mobilebert", "squeezebert")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads; oversubscribed cores lose a lot."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_converters():
     warnings.filterwarnings("ignore")

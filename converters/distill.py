@@ -1,0 +1,234 @@
+"""Distill a fine-tuned teacher into a student: ``run_distill(teacher, data, out, config)``.
+
+The loss (``distill_loss``) mixes hard labels, softened logits, hidden states and attention
+maps; TinyBERT's two stages (intermediate layers first, then the prediction layer) are an
+option; unlabelled text joins the training set for the distillation terms only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pocketbert.converters import run_dir
+from pocketbert.converters.distill_loss import IGNORE, LossWeights
+from pocketbert.converters.run_dir import is_main as _is_main
+from pocketbert.converters.students import (
+    StudentSpec,
+    build_student,
+    describe,
+    layer_map,
+    student_config,
+)
+from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
+from pocketbert.data import LabelledData, load_data
+from pocketbert.errors import UserError
+from pocketbert.progress import Progress
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    student: StudentSpec | str = field(default_factory=StudentSpec)  # a spec, or a model directory
+    loss: LossWeights = field(
+        default_factory=lambda: LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)
+    )
+    train: TrainConfig = field(default_factory=TrainConfig)
+    two_stage: bool = False  # intermediate layers first (hidden + attention), then prediction layer
+    stage1_epochs: int | None = None  # default: half of the epochs
+    unlabelled: str | None = None  # text file for the distillation terms
+    init_from_teacher: bool = True
+
+    def schedule(self) -> list[LossWeights]:
+        w, epochs = self.loss, self.train.epochs
+        if not self.two_stage:
+            return [w] * epochs
+        first = self.stage1_epochs if self.stage1_epochs is not None else max(1, epochs // 2)
+        if not 1 <= first < epochs:
+            raise UserError(
+                f"two-stage distillation needs 1 <= stage-1 epochs ({first}) < epochs ({epochs})"
+            )
+        stage1 = LossWeights(
+            ce=0.0,
+            kd=0.0,
+            hidden=w.hidden or 1.0,
+            attention=w.attention or 1.0,
+            temperature=w.temperature,
+        )
+        stage2 = LossWeights(
+            ce=w.ce, kd=w.kd or 1.0, hidden=0.0, attention=0.0, temperature=w.temperature
+        )
+        return [stage1] * first + [stage2] * (epochs - first)
+
+
+def load_classifier(source: str | Path, what: str = "teacher"):
+    """(model, tokenizer, labels) of a sequence classifier directory, or a UserError."""
+    from pocketbert.converters.model import load_model
+
+    loaded = load_model(source, task=None)
+    if loaded.task != "classification":
+        raise UserError(
+            f"{what} '{source}' is not a classifier (no *ForSequenceClassification in its config); "
+            "fine-tune it on your data first: pocketbert finetune"
+        )
+    return loaded.module.model, loaded.tokenizer, loaded.labels, loaded.source_hash
+
+
+def _student(cfg: DistillConfig, teacher, tokenizer, seed: int):
+    if isinstance(cfg.student, StudentSpec):
+        config = student_config(teacher.config, cfg.student)
+        return build_student(
+            teacher if cfg.init_from_teacher else None, config, seed=seed
+        ), config.to_dict()
+    model, student_tok, labels, _ = load_classifier(cfg.student, "student")
+    if student_tok.get_vocab() != tokenizer.get_vocab():
+        raise UserError(
+            f"student '{cfg.student}' has a different tokenizer from the teacher's; "
+            "a student must share the teacher's vocabulary"
+        )
+    if len(labels) != teacher.config.num_labels:
+        raise UserError(
+            f"student '{cfg.student}' predicts {len(labels)} labels, the teacher {teacher.config.num_labels}"
+        )
+    model.config.id2label, model.config.label2id = (
+        dict(teacher.config.id2label),
+        dict(teacher.config.label2id),
+    )
+    return model, model.config.to_dict()
+
+
+def _file_hash(path: str | None) -> str | None:
+    import hashlib
+
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise UserError(f"unlabelled text file '{path}' does not exist")
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_distill(
+    teacher_dir: str | Path,
+    data: str | Path | LabelledData,
+    out: str | Path,
+    cfg: DistillConfig | None = None,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """Distill ``teacher_dir`` on ``data`` into a student directory at ``out``; returns the summary."""
+    cfg = cfg or DistillConfig()
+    out = Path(out)
+    say = say or Progress(quiet or not _is_main()).say
+    run_dir.check_output(out)
+    schedule = cfg.schedule()
+    teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
+    if not isinstance(data, LabelledData):
+        data = load_data(
+            data,
+            text_column=text_column,
+            label_column=label_column,
+            seed=cfg.train.seed,
+            teacher_labels=teacher_labels,
+        )
+    if len(data.labels) != teacher.config.num_labels:
+        raise UserError(
+            f"the data has {len(data.labels)} labels ({', '.join(data.labels)}) but the teacher "
+            f"predicts {teacher.config.num_labels}; labels must agree"
+        )
+    student, student_cfg = _student(cfg, teacher, tokenizer, cfg.train.seed)
+    sizes = {"teacher": describe(teacher), "student": describe(student)}
+    say(
+        f"student {student.config.model_type}: {sizes['student']['params'] / 1e6:.2f}M params "
+        f"({sizes['student']['transformer_layer_params'] / 1e6:.2f}M in layers, teacher "
+        f"{sizes['teacher']['transformer_layer_params'] / 1e6:.2f}M), "
+        f"{sizes['student']['flops_seq128'] / 1e9:.2f} GFLOPs at seq 128 "
+        f"(teacher {sizes['teacher']['flops_seq128'] / 1e9:.2f})"
+    )
+    fingerprint = run_fingerprint(
+        teacher=teacher_hash,
+        data=data.sha256,
+        student=student_cfg,
+        schedule=schedule,
+        train=cfg.train,
+        unlabelled=_file_hash(cfg.unlabelled),
+        init_from_teacher=cfg.init_from_teacher,
+    )
+    work = run_dir.start(out, fingerprint, resume)
+
+    max_len = cfg.train.max_seq_len
+    train_set = encode(tokenizer, *data.ids("train"), max_len)
+    if cfg.unlabelled:
+        from pocketbert.texts import read_texts
+
+        if not any(w.needs_teacher for w in schedule):
+            raise UserError(
+                "unlabelled text needs a distillation term (kd, hidden or attention > 0)"
+            )
+        texts = read_texts(cfg.unlabelled)
+        train_set += encode(tokenizer, texts, [IGNORE] * len(texts), max_len)
+    val_set = encode(tokenizer, *data.ids("validation"), max_len)
+    test_set = encode(tokenizer, *data.ids("test"), max_len)
+    mapping = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    result = train(
+        student,
+        teacher,
+        train_set,
+        val_set,
+        schedule,
+        cfg.train,
+        work,
+        layer_map=mapping,
+        resume=resume,
+        quiet=quiet,
+        say=say,
+    )
+    t0 = time.perf_counter()
+    student_acc = evaluate(student, test_set, cfg.train.eval_batch_size)
+    teacher_acc = evaluate(teacher, test_set, cfg.train.eval_batch_size)
+    summary = {
+        "teacher": str(teacher_dir),
+        "student_family": student.config.model_type,
+        "student_spec": asdict(cfg.student)
+        if isinstance(cfg.student, StudentSpec)
+        else str(cfg.student),
+        **{f"student_{k}": v for k, v in sizes["student"].items()},
+        **{f"teacher_{k}": v for k, v in sizes["teacher"].items()},
+        "layer_map": mapping,
+        "loss": [asdict(w) for w in schedule],
+        "train": asdict(cfg.train),
+        "labels": data.labels,
+        "examples": {
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "test": len(data.test),
+            "unlabelled": len(train_set) - len(data.train),
+        },
+        "history": result.history,
+        "test_accuracy": round(student_acc, 5),
+        "teacher_test_accuracy": round(teacher_acc, 5),
+        "accuracy_kept": round(student_acc / teacher_acc, 4) if teacher_acc else None,
+        "train_seconds": round(result.seconds, 1),
+        "examples_per_s": round(result.examples_per_s, 1),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+    }
+    save_result(student, tokenizer, summary, work, out)
+    return summary
+
+
+def save_result(model, tokenizer, summary: dict, work: Path, out: Path) -> None:
+    """Stage the model, tokenizer and summary in ``work``, then publish them at ``out``."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    staged = work / "result"
+    model.save_pretrained(staged)
+    tokenizer.save_pretrained(staged)
+    (staged / run_dir.SUMMARY).write_text(json.dumps(summary, indent=2))
+    run_dir.publish(staged, out, work)

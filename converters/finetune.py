@@ -1,0 +1,105 @@
+"""Fine-tune a pretrained encoder (or a classifier) on labelled text: ``run_finetune``.
+
+Used when only a pretrained encoder is given: it gets a classification head for the
+data's labels and is trained with cross-entropy by the same loop as distillation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from pocketbert.converters import run_dir
+from pocketbert.converters.distill import save_result
+from pocketbert.converters.distill_loss import LossWeights
+from pocketbert.converters.model import ARCHITECTURES, _config, _source_hash
+from pocketbert.converters.run_dir import is_main as _is_main
+from pocketbert.converters.students import describe
+from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
+from pocketbert.data import LabelledData, load_data
+from pocketbert.errors import UserError, choices
+from pocketbert.progress import Progress
+
+
+def load_for_finetuning(source: str | Path, labels: list[str]):
+    """(classifier with a head for ``labels``, tokenizer) from an encoder or classifier dir."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config = _config(str(source))
+    if config.model_type not in ARCHITECTURES:
+        raise UserError(
+            f"architecture '{config.model_type}' is not supported; supported: {choices(ARCHITECTURES)}"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source), use_fast=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(source),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+            attn_implementation="eager",
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"could not load weights or tokenizer of '{source}' ({first})") from exc
+    return model, tokenizer
+
+
+def run_finetune(
+    model_dir: str | Path,
+    data: str | Path | LabelledData,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """Fine-tune ``model_dir`` on ``data`` into a classifier directory at ``out``; returns the summary."""
+    cfg = cfg or TrainConfig(epochs=2, lr=5e-5)
+    out = Path(out)
+    say = say or Progress(quiet or not _is_main()).say
+    run_dir.check_output(out)
+    if not isinstance(data, LabelledData):
+        data = load_data(data, text_column=text_column, label_column=label_column, seed=cfg.seed)
+    model, tokenizer = load_for_finetuning(model_dir, data.labels)
+    fingerprint = run_fingerprint(
+        model=_source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
+    )
+    work = run_dir.start(out, fingerprint, resume)
+    train_set = encode(tokenizer, *data.ids("train"), cfg.max_seq_len)
+    val_set = encode(tokenizer, *data.ids("validation"), cfg.max_seq_len)
+    schedule = [LossWeights(ce=1.0)] * cfg.epochs
+    result = train(
+        model, None, train_set, val_set, schedule, cfg, work, resume=resume, quiet=quiet, say=say
+    )
+    t0 = time.perf_counter()
+    test_acc = evaluate(
+        model, encode(tokenizer, *data.ids("test"), cfg.max_seq_len), cfg.eval_batch_size
+    )
+    summary = {
+        "base": str(model_dir),
+        **describe(model),
+        "train": asdict(cfg),
+        "labels": data.labels,
+        "examples": {
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "test": len(data.test),
+        },
+        "history": result.history,
+        "test_accuracy": round(test_acc, 5),
+        "train_seconds": round(result.seconds, 1),
+        "examples_per_s": round(result.examples_per_s, 1),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+    }
+    save_result(model, tokenizer, summary, work, out)
+    return summary

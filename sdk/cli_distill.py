@@ -1,0 +1,224 @@
+"""The ``distill`` and ``finetune`` verbs; sdk/cli.py adds them with ``add_parsers``.
+
+    pocketbert finetune MODEL --data reviews.csv -o out/teacher
+    pocketbert distill --teacher out/teacher --student squeezebert --size small --data reviews.csv -o out/student
+    pocketbert distill --teacher out/teacher --student mobilebert --dry-run     # params and FLOPs only
+
+Both run unchanged under ``accelerate launch -m pocketbert.cli ...`` (GPUs, many nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+    p.add_argument(
+        "--data",
+        help="labelled .csv/.tsv/.jsonl, a directory of split files, or a datasets directory",
+    )
+    p.add_argument("--text-column", default=None, help="default: text, sentence, review or content")
+    p.add_argument(
+        "--label-column", default=None, help="default: label, labels, sentiment, class or target"
+    )
+    p.add_argument(
+        "-o", "--output", help="model directory to write (replaced only when the run finishes)"
+    )
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--max-seq-len", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run writing to --output"
+    )
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    from pocketbert.errors import UserError
+
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise UserError(f"{args.command} needs {' and '.join(missing)}")
+
+
+def _report(args: argparse.Namespace, summary: dict, what: str) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    for row in summary["history"]:
+        print(
+            f"epoch {row['epoch']}: loss {row['loss']:.4f}  validation accuracy {row['val_accuracy']:.2%}"
+        )
+    line = f"{what}: test accuracy {summary['test_accuracy']:.2%}"
+    if "teacher_test_accuracy" in summary:
+        line += f" (teacher {summary['teacher_test_accuracy']:.2%}, kept {summary['accuracy_kept']:.1%})"
+    print(
+        f"{line}; {summary['train_seconds']:.0f}s, {summary['examples_per_s']:.0f} examples/s -> {args.output}"
+    )
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from pocketbert.cli import _quiet_libraries
+    from pocketbert.distilling import distill, propose_student
+
+    _quiet_libraries()
+    knobs = {
+        k: getattr(args, k)
+        for k in (
+            "layers",
+            "hidden",
+            "heads",
+            "intermediate",
+            "groups",
+            "bottleneck",
+            "embedding",
+            "ffns",
+            "no_norm",
+        )
+    }
+    if args.dry_run:
+        _need(args, "teacher")
+        proposal = propose_student(args.teacher, args.student, args.size, knobs)
+        if args.json:
+            print(json.dumps(proposal, indent=2))
+        else:
+            for who in ("teacher", "student"):
+                d = proposal[who]
+                print(
+                    f"{who:<8} {d['params'] / 1e6:8.2f}M params  {d['transformer_layer_params'] / 1e6:7.2f}M in "
+                    f"transformer layers  {d['flops_seq128'] / 1e9:7.3f} GFLOPs at seq 128"
+                )
+        return 0
+    _need(args, "teacher", "data", "output")
+    summary = distill(
+        args.teacher,
+        args.data,
+        args.output,
+        student=args.student,
+        size=args.size,
+        knobs=knobs,
+        loss=args.loss,
+        two_stage=args.two_stage,
+        stage1_epochs=args.stage1_epochs,
+        unlabelled=args.unlabelled,
+        init_from_teacher=not args.random_init,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_seq_len=args.max_seq_len,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        resume=args.resume,
+        quiet=args.quiet or args.json,
+    )
+    _report(args, summary, f"{summary['student_family']} student")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from pocketbert.cli import _quiet_libraries
+    from pocketbert.distilling import finetune
+
+    _quiet_libraries()
+    _need(args, "data", "output")
+    summary = finetune(
+        args.model,
+        args.data,
+        args.output,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_seq_len=args.max_seq_len,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        resume=args.resume,
+        quiet=args.quiet or args.json,
+    )
+    _report(args, summary, "teacher")
+    return 0
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    """Add ``distill`` and ``finetune`` to the ``pocketbert`` subcommands."""
+    p = sub.add_parser(
+        "distill", parents=[common], help="distill a fine-tuned teacher into a small student"
+    )
+    p.add_argument("--teacher", help="fine-tuned classifier directory (see: pocketbert finetune)")
+    p.add_argument(
+        "--student",
+        default="squeezebert",
+        help="squeezebert | mobilebert | bert | a model directory",
+    )
+    p.add_argument(
+        "--size", default="small", help="tiny | small | medium (relative to the teacher)"
+    )
+    knobs = p.add_argument_group("student knobs (override the size preset)")
+    for name, text in (
+        ("layers", "transformer layers"),
+        ("hidden", "hidden (inter-block) width"),
+        ("heads", "attention heads"),
+        ("intermediate", "FFN width"),
+        ("groups", "SqueezeBERT: groups of Q/K/V and FFN layers"),
+        ("bottleneck", "MobileBERT: intra-block width"),
+        ("embedding", "MobileBERT: factorized embedding size"),
+        ("ffns", "MobileBERT: stacked FFNs per block"),
+    ):
+        knobs.add_argument(f"--{name}", type=int, default=None, help=text)
+    norm = knobs.add_mutually_exclusive_group()
+    norm.add_argument(
+        "--no-norm",
+        dest="no_norm",
+        action="store_const",
+        const=True,
+        default=None,
+        help="MobileBERT: NoNorm + ReLU (fast on devices)",
+    )
+    norm.add_argument(
+        "--layer-norm",
+        dest="no_norm",
+        action="store_const",
+        const=False,
+        help="MobileBERT: LayerNorm + GELU",
+    )
+    p.add_argument(
+        "--loss",
+        default=None,
+        help="weights, e.g. ce=1,kd=1,hidden=1,attention=1,temperature=2 (the default; unnamed terms: 0)",
+    )
+    p.add_argument(
+        "--two-stage",
+        action="store_true",
+        help="TinyBERT: intermediate layers first, then predictions",
+    )
+    p.add_argument("--stage1-epochs", type=int, default=None)
+    p.add_argument(
+        "--unlabelled",
+        default=None,
+        help="extra text (.txt/.csv/.jsonl) for the distillation terms",
+    )
+    p.add_argument(
+        "--random-init", action="store_true", help="do not initialize the student from the teacher"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the student's params and FLOPs, do not train"
+    )
+    _train_args(p, epochs=3, lr=1e-4)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "finetune",
+        parents=[common],
+        help="fine-tune a pretrained encoder into a teacher classifier",
+    )
+    p.add_argument("model", help="transformers encoder or classifier directory, or hub id")
+    _train_args(p, epochs=2, lr=5e-5)
+    p.set_defaults(func=cmd_finetune)

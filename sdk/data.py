@@ -1,0 +1,266 @@
+"""Labelled text for fine-tuning and distillation (no torch).
+
+Reads CSV / TSV / JSONL files with a text and a label column, a directory of split files
+(``train.csv`` + optional ``validation.csv``/``dev.csv`` and ``test.csv``, any of the three
+suffixes), or a directory written by ``datasets.save_to_disk``. When no split is given, a
+seeded, stratified train/validation/test split is made, so every run uses the same one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from pocketbert.errors import UserError
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
+SUFFIXES = (".csv", ".tsv", ".jsonl")
+SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
+FRACTIONS = (0.8, 0.1, 0.1)
+KINDS = "a .csv/.tsv/.jsonl file with text and label columns, or a directory of such split files"
+
+Row = tuple[str, str]  # (text, label)
+
+
+@dataclass
+class LabelledData:
+    """Train/validation/test examples with string labels, in a fixed label order."""
+
+    train: list[Row]
+    validation: list[Row]
+    test: list[Row]
+    labels: list[str]
+    source: str
+    sha256: str
+
+    def ids(self, split: str) -> tuple[list[str], list[int]]:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        rows = getattr(self, split)
+        return [t for t, _ in rows], [index[lab] for _, lab in rows]
+
+
+def _pick(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, path: Path
+) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise UserError(
+                f"'{path}' has no {what} column '{wanted}' (columns: {', '.join(columns) or 'none'})"
+            )
+        return wanted
+    found = next((c for c in candidates if c in columns), None)
+    if found is None:
+        raise UserError(
+            f"'{path}' has no {what} column (columns: {', '.join(columns) or 'none'}); "
+            f"name it one of: {', '.join(candidates)}, or pass the column name"
+        )
+    return found
+
+
+def _records(path: Path) -> list[dict]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read '{path}' as UTF-8 text ({exc}); give {KINDS}") from exc
+    if path.suffix.lower() == ".jsonl":
+        records = []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(
+                    f"'{path}' line {n} is not JSON ({exc.msg}); write one object a line"
+                ) from exc
+            if not isinstance(record, dict):
+                raise UserError(
+                    f'\'{path}\' line {n} is not a JSON object; write {{"text": ..., "label": ...}}'
+                )
+            records.append(record)
+        return records
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        return list(csv.DictReader(io.StringIO(raw, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise UserError(f"'{path}' is not a valid {path.suffix} table ({exc})") from exc
+
+
+def _rows(
+    records: list[dict], path: Path, text_column: str | None, label_column: str | None
+) -> list[Row]:
+    if not records:
+        raise UserError(f"'{path}' holds no examples; give {KINDS}")
+    columns = list(records[0].keys())
+    tcol = _pick(columns, text_column, TEXT_COLUMNS, "text", path)
+    lcol = _pick(columns, label_column, LABEL_COLUMNS, "label", path)
+    rows = []
+    line0 = 1 if path.suffix.lower() == ".jsonl" else 2  # CSV: the header is row 1
+    for n, record in enumerate(records, line0):
+        text, label = record.get(tcol), record.get(lcol)
+        if label is None or str(label).strip() == "":
+            raise UserError(
+                f"'{path}' line {n} has no label in column '{lcol}'; every example needs one"
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(
+                f"'{path}' line {n} has no text in column '{tcol}'; every example needs one"
+            )
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)
+        rows.append((text.strip(), str(label).strip()))
+    return rows
+
+
+def _datasets_dir(
+    path: Path, text_column: str | None, label_column: str | None
+) -> dict[str, list[Row]]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise UserError(
+            f"'{path}' is a datasets directory; install the 'datasets' package to read it"
+        ) from exc
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # datasets raises many kinds for a broken directory
+        raise UserError(f"cannot read datasets directory '{path}' ({exc})") from exc
+    splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    out = {}
+    for name, ds in splits.items():
+        lcol = _pick(list(ds.column_names), label_column, LABEL_COLUMNS, "label", path / name)
+        feature = ds.features.get(lcol)
+        records = [dict(r) for r in ds]
+        if hasattr(feature, "int2str"):
+            for r in records:
+                if r.get(lcol) is not None and r[lcol] >= 0:
+                    r[lcol] = feature.int2str(r[lcol])
+        out[name] = _rows(records, path / name, text_column, lcol)
+    return out
+
+
+def _split_files(path: Path) -> dict[str, Path]:
+    found = {}
+    for split, names in SPLIT_NAMES.items():
+        for name in names:
+            for suffix in SUFFIXES:
+                if (path / f"{name}{suffix}").is_file():
+                    found.setdefault(split, path / f"{name}{suffix}")
+    return found
+
+
+def _hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def stratified_split(
+    rows: list[Row], *, seed: int = 0, fractions: tuple[float, float, float] = FRACTIONS
+):
+    """(train, validation, test): each label split in the same proportions, seeded."""
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise UserError(f"split fractions {fractions} must be non-negative and sum to 1")
+    by_label: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_label[row[1]].append(row)
+    rng = random.Random(seed)
+    parts: tuple[list[Row], list[Row], list[Row]] = ([], [], [])
+    for label in sorted(by_label):
+        group = by_label[label]
+        rng.shuffle(group)
+        n_val, n_test = round(len(group) * fractions[1]), round(len(group) * fractions[2])
+        if len(group) - n_val - n_test < 1:
+            n_val, n_test = 0, 0
+        parts[1].extend(group[:n_val])
+        parts[2].extend(group[n_val : n_val + n_test])
+        parts[0].extend(group[n_val + n_test :])
+    for part in parts:
+        rng.shuffle(part)
+    return parts
+
+
+def label_order(found: set[str], teacher_labels: list[str] | None = None) -> list[str]:
+    """The label list (index = class id): the teacher's when it names them, else sorted."""
+    named = teacher_labels and not all(lab.startswith("LABEL_") for lab in teacher_labels)
+    if named:
+        unknown = sorted(found - set(teacher_labels))
+        if unknown:
+            raise UserError(
+                f"data labels {', '.join(unknown)} are not among the teacher's labels "
+                f"({', '.join(teacher_labels)}); relabel the data or fine-tune a teacher on it"
+            )
+        return list(teacher_labels)
+    if teacher_labels and len(found) > len(teacher_labels):
+        raise UserError(
+            f"the data has {len(found)} labels but the teacher predicts {len(teacher_labels)}"
+        )
+    if all(lab.lstrip("-").isdigit() for lab in found):
+        return sorted(found, key=int)
+    return sorted(found)
+
+
+def load_data(
+    path: str | Path,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    seed: int = 0,
+    teacher_labels: list[str] | None = None,
+) -> LabelledData:
+    """Read labelled text and split it (seeded, stratified) unless it comes split."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            splits = _datasets_dir(path, text_column, label_column)
+            digest = _hash([p for p in path.rglob("*") if p.is_file()])
+        else:
+            files = _split_files(path)
+            if "train" not in files:
+                raise UserError(f"directory '{path}' has no train.csv/.tsv/.jsonl; give {KINDS}")
+            splits = {k: _rows(_records(p), p, text_column, label_column) for k, p in files.items()}
+            digest = _hash(list(files.values()))
+    elif path.is_file():
+        if path.suffix.lower() not in SUFFIXES:
+            raise UserError(f"'{path}' has an unknown suffix '{path.suffix}'; give {KINDS}")
+        splits = {"train": _rows(_records(path), path, text_column, label_column)}
+        digest = _hash([path])
+    else:
+        raise UserError(f"data '{path}' does not exist; give {KINDS}")
+    if "validation" not in splits or "test" not in splits:
+        given = splits["train"]
+        fractions = (
+            (0.8, 0.1, 0.1)
+            if "validation" not in splits and "test" not in splits
+            else (0.9, 0.1, 0.0)
+        )
+        train, extra, test = stratified_split(given, seed=seed, fractions=fractions)
+        splits = {
+            "train": train,
+            "validation": splits.get("validation", extra),
+            "test": splits.get("test", test if "validation" not in splits else extra),
+        }
+    train_labels = {lab for _, lab in splits["train"]}
+    if len(train_labels) < 2:
+        raise UserError(
+            f"'{path}' has only one label ({', '.join(train_labels)}); a classifier needs at least 2"
+        )
+    for name in ("validation", "test"):
+        unseen = sorted({lab for _, lab in splits[name]} - train_labels)
+        if unseen:
+            raise UserError(
+                f"'{path}': {name} labels {', '.join(unseen)} never occur in train; labels must agree"
+            )
+    labels = label_order(train_labels, teacher_labels)
+    return LabelledData(
+        splits["train"], splits["validation"], splits["test"], labels, str(path), digest
+    )

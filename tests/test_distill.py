@@ -1,0 +1,260 @@
+"""Distillation and fine-tuning: every loss term trains, a killed run resumes to identical
+weights and never replaces an earlier good output, and bad input is one clear line."""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from pocketbert.converters.distill import DistillConfig, run_distill
+from pocketbert.converters.distill_loss import LossWeights
+from pocketbert.converters.students import StudentSpec
+from pocketbert.converters.train_loop import TrainConfig
+from pocketbert.errors import UserError
+
+FAST = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, checkpoint_every=0)
+
+
+@pytest.fixture(scope="module")
+def reviews_csv(tmp_path_factory):
+    """160 real movie-review sentences, labelled like the tiny teachers (negative/positive)."""
+    from pocketbert.examples import movie_reviews
+
+    rows = random.Random(1).sample(movie_reviews("rotten_tomatoes"), 160)
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows((t, "positive" if y == "1" else "negative") for t, y in rows)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("family", "loss"),
+    [
+        ("squeezebert", LossWeights(ce=1.0)),
+        ("squeezebert", LossWeights(ce=0.0, kd=1.0, temperature=4.0)),
+        ("mobilebert", LossWeights(ce=0.0, hidden=1.0)),
+        (
+            "squeezebert",
+            LossWeights(ce=0.0, attention=1.0),
+        ),  # SqueezeBERT returns scores, not probabilities
+        ("mobilebert", LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)),
+    ],
+)
+def test_each_loss_term_trains_a_student(family, loss, tiny_models, reviews_csv, tmp_path):
+    cfg = DistillConfig(student=StudentSpec(family), loss=loss, train=FAST)
+    summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    assert summary["history"][0]["loss"] > 0
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["examples"]["test"] == 16
+
+
+def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
+    from pocketbert.texts import BUILTIN
+
+    (tmp_path / "extra.txt").write_text("\n".join(BUILTIN[:16]))
+    cfg = DistillConfig(
+        student=StudentSpec("squeezebert"),
+        two_stage=True,
+        unlabelled=str(tmp_path / "extra.txt"),
+        train=TrainConfig(epochs=2, batch_size=16, max_seq_len=32, checkpoint_every=0),
+    )
+    summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    stage1, stage2 = summary["loss"]
+    assert stage1["ce"] == stage1["kd"] == 0 and stage1["hidden"] > 0
+    assert stage2["hidden"] == stage2["attention"] == 0 and stage2["kd"] > 0
+    assert summary["examples"]["unlabelled"] == 16
+
+
+def test_finetune_turns_an_encoder_into_a_classifier(tiny_embedder, reviews_csv, tmp_path):
+    from pocketbert.converters.finetune import run_finetune
+
+    summary = run_finetune(tiny_embedder, reviews_csv, tmp_path / "t", FAST, quiet=True)
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "negative", "1": "positive"} and summary["labels"] == [
+        "negative",
+        "positive",
+    ]
+
+
+CHILD = """
+import sys, warnings, logging
+warnings.filterwarnings("ignore"); logging.disable(logging.WARNING)
+from pocketbert.converters.distill import DistillConfig, run_distill
+from pocketbert.converters.students import StudentSpec
+from pocketbert.converters.train_loop import TrainConfig
+teacher, data, out, resume = sys.argv[1:5]
+cfg = DistillConfig(student=StudentSpec("squeezebert"),
+                    train=TrainConfig(epochs=2, batch_size=8, max_seq_len=32, checkpoint_every=3, seed=7))
+run_distill(teacher, data, out, cfg, resume=resume == "1", quiet=True)
+"""
+
+
+def _child(teacher, data, out, resume=False):
+    args = [sys.executable, "-c", CHILD, str(teacher), str(data), str(out), "1" if resume else "0"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_resume_after_sigkill_ends_with_identical_weights(tiny_models, reviews_csv, tmp_path):
+    teacher = tiny_models["bert"]
+    reference = _child(teacher, reviews_csv, tmp_path / "reference")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()[-2000:]
+    expected = load_file(tmp_path / "reference" / "model.safetensors")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"earlier": "good"}')  # an earlier good result
+    child = _child(teacher, reviews_csv, out)
+    latest = tmp_path / ".out.partial" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    while not latest.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert (out / "summary.json").read_text() == '{"earlier": "good"}'
+
+    resumed = _child(teacher, reviews_csv, out, resume=True)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:]
+    got = load_file(out / "model.safetensors")
+    assert got.keys() == expected.keys()
+    assert all((got[k] == expected[k]).all() for k in expected)
+    assert not (tmp_path / ".out.partial").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_models, reviews_csv, tmp_path):
+    out = tmp_path / "s"
+    with pytest.raises(UserError, match="nothing to resume"):
+        run_distill(
+            tiny_models["bert"],
+            reviews_csv,
+            out,
+            DistillConfig(train=FAST),
+            resume=True,
+            quiet=True,
+        )
+    work = tmp_path / ".s.partial"
+    work.mkdir()
+    (work / "run.json").write_text(json.dumps({"seed": "another run"}))
+    with pytest.raises(UserError, match="from another run"):
+        run_distill(
+            tiny_models["bert"],
+            reviews_csv,
+            out,
+            DistillConfig(train=FAST),
+            resume=True,
+            quiet=True,
+        )
+
+
+def test_teacher_and_student_with_different_tokenizers_is_user_error(
+    tiny_models, reviews_csv, tmp_path
+):
+    from pocketbert.converters.random_models import save_random_model
+    from pocketbert.examples import minilm_path
+
+    other = save_random_model("bert", tmp_path / "other", tokenizer_from=minilm_path())
+    with pytest.raises(UserError, match="different tokenizer"):
+        run_distill(
+            tiny_models["bert"],
+            reviews_csv,
+            tmp_path / "s",
+            DistillConfig(student=str(other), train=FAST),
+            quiet=True,
+        )
+
+
+def test_encoder_teacher_and_label_mismatch_are_user_errors(tiny_embedder, tiny_models, tmp_path):
+    rows = [(f"text {i}", ("a", "b", "c")[i % 3]) for i in range(30)]
+    path = tmp_path / "three.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("text", "label"), *rows])
+    with pytest.raises(UserError, match="not a classifier"):
+        run_distill(tiny_embedder, path, tmp_path / "s", quiet=True)
+    with pytest.raises(UserError, match="not among the teacher's labels"):
+        run_distill(tiny_models["bert"], path, tmp_path / "s", quiet=True)
+
+
+def test_output_that_is_not_a_pocketbert_result_is_never_replaced(
+    tiny_models, reviews_csv, tmp_path
+):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not an earlier pocketbert result"):
+        run_distill(tiny_models["bert"], reviews_csv, tmp_path / "mine", quiet=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def _cli(*argv):
+    import argparse
+
+    from pocketbert import cli_distill
+
+    parser = argparse.ArgumentParser(prog="pocketbert")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true")
+    common.add_argument("--json", action="store_true")
+    cli_distill.add_parsers(parser.add_subparsers(dest="command", required=True), common)
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_cli_distill_dry_run_and_bad_input(tiny_models, reviews_csv, tmp_path, capsys):
+    assert (
+        _cli(
+            "distill", "--teacher", str(tiny_models["bert"]), "--student", "mobilebert", "--dry-run"
+        )
+        == 0
+    )
+    assert "GFLOPs at seq 128" in capsys.readouterr().out
+    with pytest.raises(UserError, match="unknown loss term"):
+        _cli(
+            "distill",
+            "--teacher",
+            str(tiny_models["bert"]),
+            "--data",
+            str(reviews_csv),
+            "-o",
+            str(tmp_path / "o"),
+            "--loss",
+            "ce=1,focal=2",
+        )
+    with pytest.raises(UserError, match="unknown student 'albert'"):
+        _cli(
+            "distill",
+            "--teacher",
+            str(tiny_models["bert"]),
+            "--data",
+            str(reviews_csv),
+            "-o",
+            str(tmp_path / "o"),
+            "--student",
+            "albert",
+        )
+    assert (
+        _cli(
+            "distill",
+            "--teacher",
+            str(tiny_models["bert"]),
+            "--data",
+            str(reviews_csv),
+            "-o",
+            str(tmp_path / "o"),
+            "--epochs",
+            "1",
+            "--max-seq-len",
+            "32",
+            "--json",
+            "--loss",
+            "kd=1",
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["student_family"] == "squeezebert"
