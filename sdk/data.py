@@ -64,7 +64,8 @@ def _pick(
     return found
 
 
-def _records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict]:
+    """The rows of a .csv/.tsv table or the objects of a .jsonl file (UTF-8)."""
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -227,12 +228,14 @@ def load_data(
             files = _split_files(path)
             if "train" not in files:
                 raise UserError(f"directory '{path}' has no train.csv/.tsv/.jsonl; give {KINDS}")
-            splits = {k: _rows(_records(p), p, text_column, label_column) for k, p in files.items()}
+            splits = {
+                k: _rows(read_records(p), p, text_column, label_column) for k, p in files.items()
+            }
             digest = _hash(list(files.values()))
     elif path.is_file():
         if path.suffix.lower() not in SUFFIXES:
             raise UserError(f"'{path}' has an unknown suffix '{path.suffix}'; give {KINDS}")
-        splits = {"train": _rows(_records(path), path, text_column, label_column)}
+        splits = {"train": _rows(read_records(path), path, text_column, label_column)}
         digest = _hash([path])
     else:
         raise UserError(f"data '{path}' does not exist; give {KINDS}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from pocketbert.errors import UserError
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content")
 
 # Varied, everyday English: short and long, positive and negative, questions and facts.
 BUILTIN = [
@@ -79,55 +79,33 @@ BUILTIN = [
 
 def read_texts(path: str | Path, *, limit: int | None = None) -> list[str]:
     """Read text from .txt (one per line), .csv/.tsv (a ``text`` column) or .jsonl."""
+    from pocketbert.data import read_records
+
     path = Path(path)
     kinds = ".txt, .csv, .tsv or .jsonl"
     if not path.is_file():
         raise UserError(f"text file '{path}' does not exist; give a {kinds} file")
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read '{path}' as UTF-8 text ({exc}); give a {kinds} file") from exc
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        texts = _table_texts(path, raw, "\t" if suffix == ".tsv" else ",")
-    elif suffix in (".jsonl", ".json"):
-        texts = _jsonl_texts(path, raw)
+    if suffix in (".csv", ".tsv", ".jsonl"):
+        records = read_records(path)
+        columns = list(records[0]) if records else []
+        column = next((c for c in TEXT_COLUMNS if c in columns), None)
+        if column is None:
+            raise UserError(
+                f"'{path}' has no text column (columns: {', '.join(columns) or 'none'}); "
+                "name the column 'text'"
+            )
+        texts = [str(r.get(column) or "").strip() for r in records]
     elif suffix in (".txt", ".text", ""):
-        texts = [line.strip() for line in raw.splitlines()]
+        try:
+            texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(
+                f"cannot read '{path}' as UTF-8 text ({exc}); give a {kinds} file"
+            ) from exc
     else:
         raise UserError(f"'{path}' has an unknown suffix '{suffix}'; give a {kinds} file")
     texts = [t for t in texts if t]
     if not texts:
         raise UserError(f"'{path}' holds no text; give a {kinds} file with at least one line")
     return texts[:limit] if limit else texts
-
-
-def _table_texts(path: Path, raw: str, delimiter: str) -> list[str]:
-    rows = list(csv.DictReader(raw.splitlines(), delimiter=delimiter))
-    columns = rows[0].keys() if rows else []
-    column = next((c for c in ("text", "sentence", "review", "content") if c in columns), None)
-    if column is None:
-        raise UserError(
-            f"'{path}' has no text column (columns: {', '.join(columns) or 'none'}); "
-            "name the column 'text'"
-        )
-    return [(r.get(column) or "").strip() for r in rows]
-
-
-def _jsonl_texts(path: Path, raw: str) -> list[str]:
-    texts = []
-    for n, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(
-                f"'{path}' line {n} is not JSON ({exc.msg}); write one object a line"
-            ) from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise UserError(
-                f"'{path}' line {n} has no string 'text' field; write {{\"text\": ...}}"
-            )
-        texts.append(record["text"].strip())
-    return texts
