@@ -29,17 +29,26 @@ SEQ = 128
 THREADS = (1, 2)
 
 
-def interleaved_p50_ms(runners: dict[str, object], runs: int, warmup: int = 5) -> dict[str, float]:
-    """p50 of each runner, timed in interleaved rounds so machine drift hits all alike."""
-    for fn in runners.values():
+def interleaved_p50_ms(
+    runners: dict[str, object], runs: int, warmup: int = 5, block: int = 10, settle_s: float = 0.05
+) -> dict[str, float]:
+    """p50 of each runner, timed in rounds of ``block`` runs each, so drift hits all alike.
+
+    Between runners the machine rests ``settle_s``: onnxruntime's and XNNPACK's worker
+    threads spin for a while after a run and would otherwise steal the next runner's cores.
+    """
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    for name, fn in runners.items():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(runs):
+        time.sleep(settle_s)
+    while any(len(v) < runs for v in samples.values()):
         for name, fn in runners.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - start) * 1000)
+            for _ in range(min(block, runs - len(samples[name]))):
+                start = time.perf_counter()
+                fn()
+                samples[name].append((time.perf_counter() - start) * 1000)
+            time.sleep(settle_s)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -256,7 +265,7 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
         f"python {platform.python_version()}; batch 1, seq {SEQ}; {args.runs} timed runs after 5 warm-up, "
-        "all rows of a table timed in interleaved rounds"
+        "rows of a table timed in interleaved rounds of 10 runs"
     )
     everything = {}
     for name, model_dir in models(root / "models", args.models.split(",")).items():
