@@ -38,7 +38,7 @@ def interleaved_p50_ms(
     threads spin for a while after a run and would otherwise steal the next runner's cores.
     """
     samples: dict[str, list[float]] = {k: [] for k in runners}
-    for name, fn in runners.items():
+    for fn in runners.values():
         for _ in range(warmup):
             fn()
         time.sleep(settle_s)
