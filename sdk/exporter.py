@@ -266,6 +266,7 @@ class _Job:
             "max_seq_len": n,
             "dynamic_seq": exported.dynamic_seq,
             "architecture": self.loaded.config.model_type,
+            "shape": _shape(self.loaded.config),
             "source": {"model": self.loaded.source, "sha256": self.loaded.source_hash},
             "recipe": {**asdict(self.options), "sha256": self.options.recipe_hash()},
             "calibration": {
@@ -281,6 +282,20 @@ class _Job:
             "parity": parity,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+
+
+def _shape(config) -> dict:
+    """Layers, width and heads of the model (names differ between architectures)."""
+
+    def first(*names):
+        return next((getattr(config, n) for n in names if getattr(config, n, None)), None)
+
+    return {
+        "layers": first("num_hidden_layers", "n_layers"),
+        "hidden": first("hidden_size", "dim"),
+        "heads": first("num_attention_heads", "n_heads"),
+        "intermediate": first("intermediate_size", "hidden_dim"),
+    }
 
 
 def _figures(parity: dict) -> str:

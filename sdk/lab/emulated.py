@@ -50,8 +50,8 @@ def bert_cost(
     linear = layers * seq * (4 * hidden * hidden + 2 * hidden * intermediate) + head
     attention = layers * 2 * seq * seq * hidden
     weights = layers * (4 * hidden * hidden + 2 * hidden * intermediate) + head
-    acts = (
-        layers * (seq * (8 * hidden + 2 * intermediate) + 2 * heads * seq * seq)
+    acts = (  # each linear reads its input and writes its output; scores written + read
+        layers * (seq * (10 * hidden + 2 * intermediate) + 2 * heads * seq * seq)
         + 3 * hidden
         + labels
     )
@@ -137,7 +137,7 @@ _ATTENTION = {"Attention", "QAttention"}
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8, 10: 2, 11: 8, 16: 2}  # ONNX TensorProto dtype -> bytes
 
 
-def onnx_cost(path: Path, seq: int) -> Cost:
+def onnx_cost(path: Path, seq: int, heads: int = 1) -> Cost:
     """Count an ONNX graph: every matmul with a constant weight, and every attention block."""
     import onnx
 
@@ -172,7 +172,7 @@ def onnx_cost(path: Path, seq: int) -> Cost:
         elif node.op_type == "Softmax" and widths:
             d = max(set(widths), key=widths.count)  # unfused attention: hidden = commonest width
             cost.flops_fp32 += 2.0 * 2 * seq * seq * d
-            cost.activation_bytes += 4.0 * 2 * seq * seq
+            cost.activation_bytes += 4.0 * 2 * heads * seq * seq  # scores: [heads, seq, seq]
             continue
         else:
             continue
@@ -221,8 +221,8 @@ def tflite_cost(path: Path) -> Cost:
 
 
 COUNTERS = {
-    "onnx": lambda path, seq: onnx_cost(path, seq),
-    "tflite": lambda path, seq: tflite_cost(path),
+    "onnx": lambda path, seq, heads: onnx_cost(path, seq, heads),
+    "tflite": lambda path, seq, heads: tflite_cost(path),
 }
 
 
@@ -241,7 +241,8 @@ def bundle_cost(bundle: Path, seq: int | None) -> tuple[Cost, dict]:
         "effective_seq_len": effective,
         "file_bytes": b.model_path.stat().st_size,
     }
-    return COUNTERS[fmt](b.model_path, effective), facts
+    heads = int(b.manifest.get("shape", {}).get("heads") or 1)
+    return COUNTERS[fmt](b.model_path, effective, heads), facts
 
 
 @register_transport("emulated")
