@@ -57,7 +57,7 @@ class Device:
 def default_path() -> Path:
     """devices.yaml at the repository root (beside sdk/), else the packaged copy."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "devices.yaml", here / "data" / "devices.yaml"):
+    for candidate in (here.parent / "devices.yaml", here / "assets" / "devices.yaml"):
         if candidate.is_file():
             return candidate
     return here.parent / "devices.yaml"
