@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"pocketbert: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("pocketbert: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
