@@ -20,6 +20,7 @@ import torch
 from pocketbert.converters.int8_embedding import int8_embeddings
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
+from pocketbert.errors import first_line
 
 # Nodes that are graph plumbing, not kernels the runtime executes.
 _PLUMBING = {"getitem", "executorch_call_delegate", "sym_size", "sym_numel", "sym_storage_offset"}
@@ -186,7 +187,7 @@ def export(model: torch.nn.Module, spec: ExportSpec, out: Path) -> Exported:
         buffer, checks = _lower(model, spec, dynamic=True)
         dynamic = True
     except Exception as exc:  # torch.export raises many types for unsupported dynamism
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         buffer, checks = _lower(model, spec, dynamic=False)
         dynamic = False
         checks["static_seq_reason"] = f"dynamic sequence export failed: {first}"

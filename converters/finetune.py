@@ -16,12 +16,12 @@ import torch
 from pocketbert.converters import run_dir
 from pocketbert.converters.distill import save_result
 from pocketbert.converters.distill_loss import LossWeights
-from pocketbert.converters.model import ARCHITECTURES, _config, _source_hash
+from pocketbert.converters.model import ARCHITECTURES, read_config, source_hash
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
 from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
 from pocketbert.data import LabelledData, load_data
-from pocketbert.errors import UserError, choices
+from pocketbert.errors import UserError, choices, first_line
 from pocketbert.progress import Progress
 
 
@@ -29,7 +29,7 @@ def load_for_finetuning(source: str | Path, labels: list[str]):
     """(classifier with a head for ``labels``, tokenizer) from an encoder or classifier dir."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    config = _config(str(source))
+    config = read_config(str(source))
     if config.model_type not in ARCHITECTURES:
         raise UserError(
             f"architecture '{config.model_type}' is not supported; supported: {choices(ARCHITECTURES)}"
@@ -46,7 +46,7 @@ def load_for_finetuning(source: str | Path, labels: list[str]):
             dtype=torch.float32,
         )
     except (OSError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"could not load weights or tokenizer of '{source}' ({first})") from exc
     return model, tokenizer
 
@@ -72,7 +72,7 @@ def run_finetune(
         data = load_data(data, text_column=text_column, label_column=label_column, seed=cfg.seed)
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
     fingerprint = run_fingerprint(
-        model=_source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
+        model=source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
     )
     work = run_dir.start(out, fingerprint, resume)
     train_set = encode(tokenizer, *data.ids("train"), cfg.max_seq_len)

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
-from pocketbert.errors import UserError, choices
+from pocketbert.errors import UserError, choices, first_line
 
 ARCHITECTURES = ("bert", "mobilebert", "squeezebert", "distilbert")
 TASKS = ("classification", "embedding")
@@ -51,7 +51,7 @@ class LoadedModel:
     source_hash: str
 
 
-def _source_hash(source: str) -> str:
+def source_hash(source: str) -> str:
     """sha256 over a local model directory's files (or of the hub id)."""
     path = Path(source)
     h = hashlib.sha256()
@@ -66,7 +66,7 @@ def _source_hash(source: str) -> str:
     return h.hexdigest()
 
 
-def _config(source: str):
+def read_config(source: str):
     from transformers import AutoConfig
 
     path = Path(source)
@@ -79,7 +79,7 @@ def _config(source: str):
     try:
         return AutoConfig.from_pretrained(source)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(
             f"could not read model '{source}' ({first}); give a transformers model "
             "directory with a valid config.json, or a hub id reachable from here"
@@ -100,7 +100,7 @@ def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedMode
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     source = str(source)
-    config = _config(source)
+    config = read_config(source)
     if config.model_type not in ARCHITECTURES:
         raise UserError(
             f"architecture '{config.model_type}' is not supported; "
@@ -112,7 +112,7 @@ def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedMode
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         model = cls.from_pretrained(source, attn_implementation="eager", dtype=torch.float32)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(
             f"could not load weights or tokenizer of '{source}' ({first}); the directory "
             "needs model.safetensors (or pytorch_model.bin) and a tokenizer"
@@ -125,7 +125,7 @@ def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedMode
         id2label = getattr(config, "id2label", None) or {}
         labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
     wrapper = ExportWrapper(model, task).eval()
-    return LoadedModel(wrapper, tokenizer, config, task, labels, source, _source_hash(source))
+    return LoadedModel(wrapper, tokenizer, config, task, labels, source, source_hash(source))
 
 
 def export_ready(loaded: LoadedModel) -> nn.Module:

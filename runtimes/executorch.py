@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from pocketbert.errors import UserError
+from pocketbert.errors import UserError, first_line
+from pocketbert.progress import native_output_to
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 
@@ -28,30 +28,11 @@ _INPUT_NAMES = ["input_ids", "attention_mask"]  # the order every pocketbert .pt
 
 
 def _bad_file(path: Path, exc: Exception) -> UserError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     return UserError(
         f"'{path}' is not a loadable ExecuTorch program ({first}); "
         "give a .pte written by pocketbert export --format executorch"
     )
-
-
-@contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null while native code runs (Python errors still raise)."""
-    sys.stderr.flush()
-    try:
-        sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDEs)
-        yield
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class ExecuTorchSession:
@@ -87,7 +68,7 @@ class ExecuTorchSession:
         try:
             outputs = self._method.execute(tensors)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "execution failed"
+            first = first_line(exc, "execution failed")
             raise UserError(
                 f"ExecuTorch could not run inputs of shape {list(shape)} ({first}); "
                 f"static-shape files take exactly {list(self.input_shape)}"
@@ -98,13 +79,13 @@ class ExecuTorchSession:
 @register_runtime("executorch", suffix=".pte", module="executorch", install=_INSTALL)
 def load(path: Path, *, threads: int | None = None) -> ExecuTorchSession:
     require("executorch", _INSTALL)
-    with _native_stderr_silenced():  # optional CUDA kernels missing, cpuinfo probes
+    with native_output_to(Path(os.devnull)):  # optional CUDA kernels missing, cpuinfo probes
         runtime_mod = require("executorch.runtime", _INSTALL)
         from executorch.extension.pybindings import portable_lib
 
     torch = sys.modules["torch"]  # already loaded by executorch's pybindings
     if threads:
-        with _native_stderr_silenced():  # cpuinfo prints probe failures from C++
+        with native_output_to(Path(os.devnull)):  # cpuinfo prints probe failures from C++
             portable_lib._unsafe_reset_threadpool(int(threads))  # must precede load_method
     try:
         program = runtime_mod.Runtime.get().load_program(Path(path))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketbert.errors import UserError
+from pocketbert.errors import UserError, first_line
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 
@@ -131,8 +131,7 @@ def load(path: Path, *, threads: int | None = None) -> LiteRTSession:
         interpreter = interpreter_class(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
     except Exception as exc:  # the interpreter raises ValueError/RuntimeError with long logs
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
+        first = first_line(exc)
         raise UserError(
             f"'{path}' is not a loadable TFLite model ({first}); "
             "re-export it with pocketbert export --format tflite"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.errors import UserError
+from pocketbert.errors import UserError, first_line
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 
@@ -35,7 +35,7 @@ def load(path: Path, *, threads: int | None = None) -> OrtSession:
     try:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(
             f"'{path}' is not a loadable ONNX model ({first}); re-export it with pocketbert export"
         ) from exc

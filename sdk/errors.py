@@ -16,3 +16,9 @@ class UserError(Exception):
 def choices(valid) -> str:
     """Format a list of valid choices for an error message."""
     return ", ".join(sorted(str(v) for v in valid))
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (or ``default``, else its type name)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else (default or type(exc).__name__)

@@ -182,16 +182,21 @@ class _Job:
         self.calibration_texts = texts[:CALIBRATION_SAMPLES]
         self.verify_texts = texts[:VERIFY_SAMPLES]
         self._references: dict[int | None, tuple] = {}
+        self._encoders: dict[int | None, Encoder] = {}
+
+    def encoder(self, pad_to: int | None) -> Encoder:
+        """The model's tokenizer at natural length (None) or padded to ``pad_to``; built once."""
+        if pad_to not in self._encoders:
+            path = self.tok_dir / "tokenizer.json"
+            self._encoders[pad_to] = Encoder(path, self.options.max_seq_len, pad_to=pad_to)
+        return self._encoders[pad_to]
 
     def feeds_and_reference(self, pad_to: int | None):
         """Verification feeds (natural length, or padded) and torch's outputs on them."""
         from pocketbert.converters.reference import torch_outputs
 
         if pad_to not in self._references:
-            encoder = Encoder(
-                self.tok_dir / "tokenizer.json", self.options.max_seq_len, pad_to=pad_to
-            )
-            feeds = encoder.feeds(self.verify_texts)
+            feeds = self.encoder(pad_to).feeds(self.verify_texts)
             self._references[pad_to] = (feeds, torch_outputs(self.loaded.module, feeds))
         return self._references[pad_to]
 
@@ -199,9 +204,9 @@ class _Job:
         from pocketbert.converters.spec import ExportSpec
 
         n = self.options.max_seq_len
-        encoder = Encoder(self.tok_dir / "tokenizer.json", n)
-        sample = Encoder(self.tok_dir / "tokenizer.json", n, pad_to=n).feed(BUILTIN[0])
-        calibration = encoder.feeds(self.calibration_texts) if precision == "int8-static" else []
+        sample = self.encoder(n).feed(BUILTIN[0])
+        static = precision == "int8-static"
+        calibration = self.encoder(None).feeds(self.calibration_texts) if static else []
         return ExportSpec(fmt, precision, self.loaded.task, n, sample, calibration)
 
     def run(self, fmt: str, precision: str, target: Path) -> Result:

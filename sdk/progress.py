@@ -39,7 +39,7 @@ class Progress:
 
 @contextmanager
 def native_output_to(log: Path):
-    """Send file descriptors 1 and 2 to ``log`` while converter libraries run.
+    """Send file descriptors 1 and 2 to ``log`` (or os.devnull) while chatty libraries run.
 
     litert-torch, TensorFlow, XNNPACK and ExecuTorch print progress and diagnostics from
     Python and from C++; our own progress stays readable, and the log keeps theirs.

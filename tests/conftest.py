@@ -48,3 +48,20 @@ def onnx_bundle(tiny_models, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "bert-onnx"
     pocketbert.export(tiny_models["bert"], out, format="onnx", precision="fp32", quiet=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def reviews_csv(tmp_path_factory) -> Path:
+    """160 real movie-review sentences, labelled like the tiny teachers (negative/positive)."""
+    import csv
+    import random
+
+    from pocketbert.examples import movie_reviews
+
+    rows = random.Random(0).sample(movie_reviews("rotten_tomatoes"), 160)
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows((t, "positive" if y == "1" else "negative") for t, y in rows)
+    return path

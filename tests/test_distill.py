@@ -4,7 +4,6 @@ weights and never replaces an earlier good output, and bad input is one clear li
 import csv
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,20 +19,6 @@ from pocketbert.converters.train_loop import TrainConfig
 from pocketbert.errors import UserError
 
 FAST = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, checkpoint_every=0)
-
-
-@pytest.fixture(scope="module")
-def reviews_csv(tmp_path_factory):
-    """160 real movie-review sentences, labelled like the tiny teachers (negative/positive)."""
-    from pocketbert.examples import movie_reviews
-
-    rows = random.Random(1).sample(movie_reviews("rotten_tomatoes"), 160)
-    path = tmp_path_factory.mktemp("data") / "reviews.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows((t, "positive" if y == "1" else "negative") for t, y in rows)
-    return path
 
 
 @pytest.mark.parametrize(

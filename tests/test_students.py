@@ -1,9 +1,6 @@
 """Student configs: every family builds, is an ordinary transformers model, starts from the
 teacher where shapes allow, and (after a short distillation) exports and verifies."""
 
-import csv
-import random
-
 import pytest
 import torch
 
@@ -29,20 +26,6 @@ def _minilm_shaped_config():
     from transformers import BertConfig
 
     return BertConfig(vocab_size=30522, num_labels=2, **SIZES[("bert", "small")])
-
-
-@pytest.fixture(scope="module")
-def reviews_csv(tmp_path_factory):
-    """160 real movie-review sentences, labelled like the tiny teachers (negative/positive)."""
-    from pocketbert.examples import movie_reviews
-
-    rows = random.Random(0).sample(movie_reviews("rotten_tomatoes"), 160)
-    path = tmp_path_factory.mktemp("data") / "reviews.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows((t, "positive" if y == "1" else "negative") for t, y in rows)
-    return path
 
 
 @pytest.mark.parametrize("family", FAMILIES)
