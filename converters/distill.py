@@ -7,6 +7,7 @@ option; unlabelled text joins the training set for the distillation terms only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class DistillConfig:
     stage1_epochs: int | None = None  # default: half of the epochs
     unlabelled: str | None = None  # text file for the distillation terms
     init_from_teacher: bool = True
+    cache_dir: str | None = None  # teacher logits kept here, shared by runs on the same data
 
     def schedule(self) -> list[LossWeights]:
         w, epochs = self.loss, self.train.epochs
@@ -100,8 +102,6 @@ def _student(cfg: DistillConfig, teacher, tokenizer, seed: int):
 
 
 def _file_hash(path: str | None) -> str | None:
-    import hashlib
-
     if path is None:
         return None
     if not Path(path).is_file():
@@ -175,6 +175,10 @@ def run_distill(
     val_set = encode(tokenizer, *data.ids("validation"), max_len)
     test_set = encode(tokenizer, *data.ids("test"), max_len)
     mapping = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    cache = None
+    if cfg.cache_dir:
+        key = hashlib.sha256(json.dumps([teacher_hash, train_set]).encode()).hexdigest()[:24]
+        cache = Path(cfg.cache_dir) / f"teacher-logits-{key}.pt"
     result = train(
         student,
         teacher,
@@ -184,6 +188,7 @@ def run_distill(
         cfg.train,
         work,
         layer_map=mapping,
+        teacher_cache=cache,
         resume=resume,
         quiet=quiet,
         say=say,

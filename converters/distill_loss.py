@@ -81,7 +81,7 @@ class DistillLoss(nn.Module):
         parts: dict[str, float] = {}
         if w.ce > 0 and bool((labels != IGNORE).any()):
             term = F.cross_entropy(logits, labels, ignore_index=IGNORE)
-            total, parts["ce"] = total + w.ce * term, float(term)
+            total, parts["ce"] = total + w.ce * term, float(term.detach())
         if w.kd > 0:
             t = w.temperature
             term = (
@@ -94,7 +94,7 @@ class DistillLoss(nn.Module):
                 * t
                 * t
             )
-            total, parts["kd"] = total + w.kd * term, float(term)
+            total, parts["kd"] = total + w.kd * term, float(term.detach())
         if w.hidden > 0:
             terms = [
                 _masked_mean(
@@ -103,7 +103,7 @@ class DistillLoss(nn.Module):
                 for i, (proj, j) in enumerate(zip(self.projections, self.pairs, strict=True))
             ]
             term = torch.stack(terms).mean()
-            total, parts["hidden"] = total + w.hidden * term, float(term)
+            total, parts["hidden"] = total + w.hidden * term, float(term.detach())
         if w.attention > 0:
             terms = []
             for i, j in enumerate(self.pairs[1:]):
@@ -115,5 +115,5 @@ class DistillLoss(nn.Module):
                 kl = (t_att * (t_att.clamp_min(1e-9).log() - s_att.clamp_min(1e-9).log())).sum(-1)
                 terms.append(_masked_mean(kl, mask))
             term = torch.stack(terms).mean()
-            total, parts["attention"] = total + w.attention * term, float(term)
+            total, parts["attention"] = total + w.attention * term, float(term.detach())
         return total, parts

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader, Sampler
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.errors import UserError
 
-Example = tuple[list[int], int]  # (token ids, label id or IGNORE)
+Example = tuple  # (token ids, label id or IGNORE[, the teacher's logits])
+TEACHER_LOGITS = "teacher_logits.pt"  # the cached teacher outputs, in the run's work directory
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,17 @@ def encode(tokenizer, texts: list[str], labels: list[int], max_len: int) -> list
 
 
 def collate(batch: list[Example], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in batch)
+    width = max(len(ex[0]) for ex in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (ids, _) in enumerate(batch):
+    for row, (ids, *_) in enumerate(batch):
         input_ids[row, : len(ids)] = torch.tensor(ids)
         mask[row, : len(ids)] = 1
-    labels = torch.tensor([label for _, label in batch], dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    labels = torch.tensor([ex[1] for ex in batch], dtype=torch.long)
+    out = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    if len(batch[0]) > 2:  # the teacher's logits, computed once before training
+        out["teacher_logits"] = torch.stack([ex[2] for ex in batch])
+    return out
 
 
 class LengthBatches(Sampler[list[int]]):
@@ -169,6 +174,46 @@ def evaluate(
     return correct / max(total, 1)
 
 
+@torch.no_grad()
+def teacher_logits(
+    teacher: nn.Module,
+    examples: list[Example],
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    quiet: bool = False,
+) -> torch.Tensor:
+    """The teacher's logits [N, labels] for ``examples`` (in their order), batched by length."""
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    out = torch.empty(len(examples), teacher.config.num_labels)
+    loader = DataLoader([examples[i] for i in order], batch_size=batch_size, collate_fn=collate)
+    done = 0
+    for batch in tqdm(loader, disable=quiet, unit="batch", desc="teacher", leave=False):
+        logits = teacher(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits.float()
+        n = logits.shape[0]
+        out[torch.tensor(order[done : done + n])] = logits.cpu()
+        done += n
+    return out
+
+
+def _with_teacher_logits(
+    teacher: nn.Module, examples: list[Example], path: Path, device, quiet: bool
+) -> list[Example]:
+    """``examples`` with the teacher's logits attached, computed once and kept at ``path``."""
+    cached = torch.load(path) if path.is_file() else None
+    if cached is None or cached.shape[0] != len(examples):
+        cached = teacher_logits(teacher, examples, device=device, quiet=quiet)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(cached, tmp)
+        os.replace(tmp, path)
+    return [(ex[0], ex[1], row) for ex, row in zip(examples, cached, strict=True)]
+
+
 class Checkpoints:
     """``<work>/checkpoints/step-N`` directories, the newest complete one named in ``latest``."""
 
@@ -212,11 +257,16 @@ def train(
     work: Path,
     *,
     layer_map: list[int] | None = None,
+    teacher_cache: Path | None = None,
     resume: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train ``student`` in place on ``train_set``; one LossWeights per epoch in ``schedule``."""
+    """Train ``student`` in place on ``train_set``; one LossWeights per epoch in ``schedule``.
+
+    When no stage needs the teacher's hidden states or attention, its logits are computed
+    once and kept at ``teacher_cache`` (default: in ``work``).
+    """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -235,8 +285,16 @@ def train(
         projections=any(w.hidden > 0 for w in schedule),
     )
     trainee = Trainee(student, loss)
+    if teacher is not None:
+        teacher = teacher.to(accelerator.device).eval()
+        teacher.requires_grad_(False)
+        # Logits alone from the teacher: run it once over the data, not once per epoch.
+        if any(w.needs_teacher for w in schedule) and not any(w.needs_internals for w in schedule):
+            say(f"teacher: logits for {len(train_set)} training examples, computed once")
+            path = teacher_cache or work / TEACHER_LOGITS
+            train_set = _with_teacher_logits(teacher, train_set, path, accelerator.device, quiet)
     sampler = LengthBatches(
-        [len(ids) for ids, _ in train_set],
+        [len(ex[0]) for ex in train_set],
         cfg.batch_size,
         cfg.seed,
         drop_last=len(train_set) > cfg.batch_size,
@@ -268,9 +326,6 @@ def train(
     )
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * cfg.epochs
-    if teacher is not None:
-        teacher = teacher.to(accelerator.device).eval()
-        teacher.requires_grad_(False)
 
     ckpts = Checkpoints(work)
     state = {
@@ -313,7 +368,9 @@ def train(
         for step_in_epoch, batch in enumerate(batches, start=skip):
             set_seed(cfg.seed * 1_000_003 + state["global_step"], device_specific=True)
             teacher_out = None
-            if teacher is not None and w.needs_teacher:
+            if "teacher_logits" in batch:
+                teacher_out = SimpleNamespace(logits=batch.pop("teacher_logits"))
+            elif teacher is not None and w.needs_teacher:
                 with torch.no_grad():
                     teacher_out = teacher(
                         input_ids=batch["input_ids"],
@@ -330,7 +387,9 @@ def train(
             state["global_step"] += 1
             state["examples"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
             ema = state["ema"]
-            state["ema"] = ema = float(value) if ema is None else 0.9 * ema + 0.1 * float(value)
+            state["ema"] = ema = (
+                float(value.detach()) if ema is None else 0.9 * ema + 0.1 * float(value.detach())
+            )
             elapsed = time.perf_counter() - started
             bar.set_postfix(
                 epoch=epoch + 1,

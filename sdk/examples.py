@@ -50,3 +50,27 @@ def sample_sentences(n: int, *, seed: int = 0, source: str = "rotten_tomatoes") 
     """A fixed, seeded sample of ``n`` review texts."""
     rows = movie_reviews(source)
     return [t for t, _ in random.Random(seed).sample(rows, n)]
+
+
+def review_sentences(
+    n: int, *, seed: int = 0, min_words: int = 4, max_words: int = 50
+) -> list[str]:
+    """A fixed, seeded sample of ``n`` sentences cut from the IMDB reviews (labels dropped).
+
+    Unlabelled in-domain text for distillation: the teacher labels it. Sentences are split
+    on ``. ! ?``, HTML line breaks removed, and kept when ``min_words..max_words`` long.
+    """
+    import re
+
+    split = re.compile(r"(?<=[.!?])\s+")
+    seen: set[str] = set()
+    sentences = []
+    for text, _ in movie_reviews("imdb"):
+        for s in split.split(re.sub(r"<br\s*/?>", " ", text)):
+            s = " ".join(s.split())
+            if min_words <= len(s.split()) <= max_words and s.lower() not in seen:
+                seen.add(s.lower())
+                sentences.append(s)
+    if n > len(sentences):
+        raise UserError(f"asked for {n} review sentences; there are {len(sentences)}")
+    return random.Random(seed).sample(sentences, n)

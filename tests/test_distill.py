@@ -58,6 +58,44 @@ def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
     assert summary["examples"]["unlabelled"] == 16
 
 
+def test_logit_distillation_runs_the_teacher_once_not_every_epoch(
+    tiny_models, reviews_csv, tmp_path
+):
+    import torch
+
+    from pocketbert.converters.distill import load_classifier
+    from pocketbert.converters.students import build_student, student_config
+    from pocketbert.converters.train_loop import encode, teacher_logits, train
+    from pocketbert.data import load_data
+
+    teacher, tokenizer, labels, _ = load_classifier(tiny_models["bert"])
+    data = load_data(reviews_csv, teacher_labels=labels)
+    examples = encode(tokenizer, *data.ids("train"), 32)
+    calls = []
+    teacher.register_forward_hook(lambda *_: calls.append(1))
+    student = build_student(teacher, student_config(teacher.config, StudentSpec("squeezebert")))
+    cfg = TrainConfig(epochs=3, batch_size=16, max_seq_len=32, checkpoint_every=0)
+    train(
+        student,
+        teacher,
+        examples,
+        examples[:8],
+        [LossWeights(ce=0, kd=1)] * 3,
+        cfg,
+        tmp_path,
+        quiet=True,
+        say=lambda _: None,
+    )
+    assert len(calls) == -(-len(examples) // 128)  # one pass in batches of 128, not 3 epochs
+    # cached logits are the teacher's, in the examples' order, whatever the batching
+    cached = torch.load(tmp_path / "teacher_logits.pt")
+    ids, mask = torch.tensor([examples[5][0]]), torch.ones(1, len(examples[5][0]), dtype=torch.long)
+    assert torch.allclose(
+        cached[5], teacher(input_ids=ids, attention_mask=mask).logits[0], atol=1e-5
+    )
+    assert torch.allclose(cached, teacher_logits(teacher, examples, batch_size=7), atol=1e-5)
+
+
 def test_finetune_turns_an_encoder_into_a_classifier(tiny_embedder, reviews_csv, tmp_path):
     from pocketbert.converters.finetune import run_finetune
 
@@ -74,30 +112,36 @@ CHILD = """
 import sys, warnings, logging
 warnings.filterwarnings("ignore"); logging.disable(logging.WARNING)
 from pocketbert.converters.distill import DistillConfig, run_distill
+from pocketbert.converters.distill_loss import LossWeights
 from pocketbert.converters.students import StudentSpec
 from pocketbert.converters.train_loop import TrainConfig
-teacher, data, out, resume = sys.argv[1:5]
-cfg = DistillConfig(student=StudentSpec("squeezebert"),
+teacher, data, out, resume, logits_only = sys.argv[1:6]
+loss = LossWeights(ce=1.0, kd=1.0) if logits_only == "1" else LossWeights(ce=1, kd=1, hidden=1, attention=1)
+cfg = DistillConfig(student=StudentSpec("squeezebert"), loss=loss,
                     train=TrainConfig(epochs=2, batch_size=8, max_seq_len=32, checkpoint_every=3, seed=7))
 run_distill(teacher, data, out, cfg, resume=resume == "1", quiet=True)
 """
 
 
-def _child(teacher, data, out, resume=False):
-    args = [sys.executable, "-c", CHILD, str(teacher), str(data), str(out), "1" if resume else "0"]
+def _child(teacher, data, out, logits_only, resume=False):
+    flags = ["1" if resume else "0", "1" if logits_only else "0"]
+    args = [sys.executable, "-c", CHILD, str(teacher), str(data), str(out), *flags]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_resume_after_sigkill_ends_with_identical_weights(tiny_models, reviews_csv, tmp_path):
+@pytest.mark.parametrize("logits_only", [False, True], ids=["teacher-each-step", "cached-logits"])
+def test_resume_after_sigkill_ends_with_identical_weights(
+    tiny_models, reviews_csv, tmp_path, logits_only
+):
     teacher = tiny_models["bert"]
-    reference = _child(teacher, reviews_csv, tmp_path / "reference")
+    reference = _child(teacher, reviews_csv, tmp_path / "reference", logits_only)
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()[-2000:]
     expected = load_file(tmp_path / "reference" / "model.safetensors")
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text('{"earlier": "good"}')  # an earlier good result
-    child = _child(teacher, reviews_csv, out)
+    child = _child(teacher, reviews_csv, out, logits_only)
     latest = tmp_path / ".out.partial" / "checkpoints" / "latest"
     deadline = time.monotonic() + 300
     while not latest.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -106,7 +150,7 @@ def test_resume_after_sigkill_ends_with_identical_weights(tiny_models, reviews_c
     assert child.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert (out / "summary.json").read_text() == '{"earlier": "good"}'
 
-    resumed = _child(teacher, reviews_csv, out, resume=True)
+    resumed = _child(teacher, reviews_csv, out, logits_only, resume=True)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:]
     got = load_file(out / "model.safetensors")
     assert got.keys() == expected.keys()
