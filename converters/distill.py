@@ -126,6 +126,14 @@ def run_distill(
     out = Path(out)
     say = say or Progress(quiet or not _is_main()).say
     run_dir.check_output(out)
+    if cfg.cache_dir:
+        try:
+            Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot use '{cfg.cache_dir}' as the cache directory ({exc.strerror or exc}); "
+                "give a writable directory"
+            ) from exc
     schedule = cfg.schedule()
     teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
     if not isinstance(data, LabelledData):

@@ -144,6 +144,15 @@ class Trainee(nn.Module):
         return self.loss(out, teacher_out, batch["labels"], batch["attention_mask"], w)
 
 
+def _adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    """AdamW, fused where the device has the kernel: on a CPU the per-tensor loop over a
+    30k-word embedding table costs ~10x the fused step and dominates a small student's step."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(groups, lr=lr)
+
+
 def _accelerator():
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -207,10 +216,16 @@ def _with_teacher_logits(
     cached = torch.load(path) if path.is_file() else None
     if cached is None or cached.shape[0] != len(examples):
         cached = teacher_logits(teacher, examples, device=device, quiet=quiet)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(cached, tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(cached, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UserError(
+                f"cannot keep the teacher's logits in '{path.parent}' ({exc.strerror or exc}); "
+                "give a writable cache directory"
+            ) from exc
     return [(ex[0], ex[1], row) for ex, row in zip(examples, cached, strict=True)]
 
 
@@ -315,7 +330,7 @@ def train(
             "weight_decay": 0.0,
         },
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = _adamw(groups, cfg.lr)
     # counted before sharding: Accelerate steps the scheduler once per process per step
     schedule_steps = len(loader) * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(

@@ -106,6 +106,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         two_stage=args.two_stage,
         stage1_epochs=args.stage1_epochs,
         unlabelled=args.unlabelled,
+        cache_dir=args.cache_dir,
         init_from_teacher=not args.random_init,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -204,6 +205,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "--unlabelled",
         default=None,
         help="extra text (.txt/.csv/.jsonl) for the distillation terms",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="keep the teacher's logits here, for other students distilled on the same text",
     )
     p.add_argument(
         "--random-init", action="store_true", help="do not initialize the student from the teacher"

@@ -107,6 +107,7 @@ def distill(
     two_stage: bool = False,
     stage1_epochs: int | None = None,
     unlabelled: str | Path | None = None,
+    cache_dir: str | Path | None = None,
     init_from_teacher: bool = True,
     epochs: int = 3,
     batch_size: int = 32,
@@ -124,7 +125,9 @@ def distill(
     ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
     teacher's tokenizer; ``knobs``: layers, hidden, heads, intermediate, groups,
     bottleneck, embedding, ffns, no_norm; ``loss``: weights of ce, kd, hidden, attention
-    and the temperature. Returns the summary also written to ``out/summary.json``.
+    and the temperature; ``cache_dir``: where the teacher's logits are kept for reuse by
+    other students on the same text (only logits are cached, so only when no hidden or
+    attention term is on). Returns the summary also written to ``out/summary.json``.
     """
     from pocketbert.converters.distill import DistillConfig, run_distill
     from pocketbert.converters.distill_loss import LossWeights
@@ -144,6 +147,7 @@ def distill(
         two_stage=two_stage,
         stage1_epochs=stage1_epochs,
         unlabelled=str(unlabelled) if unlabelled else None,
+        cache_dir=str(cache_dir) if cache_dir else None,
         init_from_teacher=init_from_teacher,
     )
     return run_distill(

@@ -287,3 +287,28 @@ def test_cli_distill_dry_run_and_bad_input(tiny_models, reviews_csv, tmp_path, c
         == 0
     )
     assert json.loads(capsys.readouterr().out)["student_family"] == "squeezebert"
+
+
+def test_unwritable_cache_dir_is_user_error_before_any_output(tiny_models, reviews_csv, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    cfg = DistillConfig(
+        loss=LossWeights(kd=1.0), train=FAST, cache_dir=str(tmp_path / "a-file" / "c")
+    )
+    with pytest.raises(UserError, match="cache directory"):
+        run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_students_on_the_same_text_share_the_teachers_logits(tiny_models, reviews_csv, tmp_path):
+    cfg = DistillConfig(loss=LossWeights(kd=1.0), train=FAST, cache_dir=str(tmp_path / "cache"))
+    written = []
+    for family in ("squeezebert", "mobilebert"):
+        run_distill(
+            tiny_models["bert"],
+            reviews_csv,
+            tmp_path / family,
+            DistillConfig(**{**cfg.__dict__, "student": StudentSpec(family)}),
+            quiet=True,
+        )
+        written.append({p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()})
+    assert len(written[0]) == 1 and written[1] == written[0]  # the second run read, not wrote
