@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument(
         "--unlabelled",
         type=int,
-        default=20000,
+        default=30000,
         help="IMDB review sentences the teacher labels for distillation (0: none)",
     )
     parser.add_argument("--temperature", type=float, default=2.0)

@@ -9,6 +9,7 @@ weights as one that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
+from pocketbert.converters.pointwise_conv import einsum_pointwise
 from pocketbert.errors import UserError
 
 Example = tuple  # (token ids, label id or IGNORE[, the teacher's logits])
@@ -374,6 +376,8 @@ def train(
         say(message)
         bar.refresh()
 
+    fast_convs = contextlib.ExitStack()
+    fast_convs.enter_context(einsum_pointwise(accelerator.unwrap_model(trainee).student))
     for epoch in range(state["epoch"], cfg.epochs):
         w = schedule[epoch]
         sampler.epoch = epoch
@@ -433,6 +437,7 @@ def train(
         )
         state.update(epoch=epoch + 1, step_in_epoch=0, seconds=time.perf_counter() - started)
         ckpts.save(accelerator, state)
+    fast_convs.close()
     bar.close()
     accelerator.wait_for_everyone()
     seconds = time.perf_counter() - started
