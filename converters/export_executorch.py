@@ -1,6 +1,10 @@
 """ExecuTorch export: torch.export -> (PT2E int8) -> XNNPACK lowering -> ``.pte``.
 
-fp32 lowers the module as it is. Both int8 precisions first swap the embedding tables
+Every precision first rewrites SqueezeBERT encoders to run in [batch, seq, channels]
+(``squeeze_linear.squeezebert_channels_last``): XNNPACK would otherwise run a transpose
+copy around every grouped layer and leave their splits to portable kernels, overhead
+that int8 pays as much as fp32 (SqueezeBERT int8 was no faster than fp32). fp32 then
+lowers the module as it is. Both int8 precisions first swap the embedding tables
 for int8 ones (``int8_embedding``; XNNPACK's quantizer leaves them fp32), then run PT2E
 with the XNNPACK quantizer on Linear layers: symmetric per-channel int8 weights with
 dynamic per-token activations (int8-dynamic), or static activations calibrated on the
@@ -20,6 +24,7 @@ import torch
 from pocketbert.converters.int8_embedding import int8_embeddings
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
+from pocketbert.converters.squeeze_linear import squeezebert_channels_last
 from pocketbert.errors import first_line
 
 # Nodes that are graph plumbing, not kernels the runtime executes.
@@ -159,17 +164,19 @@ def _lower(model: torch.nn.Module, spec: ExportSpec, dynamic: bool) -> tuple[byt
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    quant_checks: dict = {}
+    extra: dict = {}
+    model = copy.deepcopy(model)
+    if channels_last := squeezebert_channels_last(model):
+        extra["channels_last_encoders"] = channels_last
     if spec.quantized:
-        model = copy.deepcopy(model)
-        quant_checks["int8_embedding_tables"] = int8_embeddings(model)
+        extra["int8_embedding_tables"] = int8_embeddings(model)
         model, more = _quantize(model, spec, dynamic)
-        quant_checks.update(more)
+        extra.update(more)
     program = torch.export.export(
         model, _args(spec.sample), dynamic_shapes=_shapes(spec, dynamic), strict=False
     )
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    checks = {**_delegation_checks(edge), **quant_checks}
+    checks = {**_delegation_checks(edge), **extra}
     return edge.to_executorch().buffer, checks
 
 

@@ -17,3 +17,32 @@ def test_rewrite_leaves_no_conv1d_in_a_squeezebert(tiny_models):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["squeezebert"])
     assert grouped_convs_as_linear(model) > 0
     assert not any(isinstance(m, torch.nn.Conv1d) for m in model.modules())
+
+
+def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(tiny_models):
+    import copy
+
+    from pocketbert.converters.model import export_ready, load_model
+    from pocketbert.converters.squeeze_linear import squeezebert_channels_last
+
+    loaded = load_model(tiny_models["squeezebert"])
+    rewritten = export_ready(loaded)  # grouped convs already Linear: the exporters' input
+    assert squeezebert_channels_last(rewritten) == 1
+    from_convs = copy.deepcopy(loaded.module)
+    assert squeezebert_channels_last(from_convs) == 1
+    ids = torch.randint(5, 60, (1, 12))
+    mask = torch.ones_like(ids)
+    mask[:, 9:] = 0
+    with torch.no_grad():
+        want = loaded.module(ids, mask)
+        torch.testing.assert_close(rewritten(ids, mask), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(from_convs(ids, mask), want, atol=1e-5, rtol=1e-5)
+
+
+def test_channels_last_leaves_other_architectures_alone(tiny_models):
+    from transformers import AutoModelForSequenceClassification
+
+    from pocketbert.converters.squeeze_linear import squeezebert_channels_last
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
+    assert squeezebert_channels_last(model) == 0
