@@ -14,3 +14,16 @@ def test_read_texts_takes_txt_csv_tsv_and_jsonl(tmp_path):
 
 def test_builtin_set_is_real_varied_english():
     assert len(BUILTIN) >= 48 and len(set(BUILTIN)) == len(BUILTIN)
+
+
+def test_review_sentences_are_a_fixed_sample_of_clean_imdb_sentences():
+    import pytest
+
+    from pocketbert.errors import UserError
+    from pocketbert.examples import review_sentences
+
+    first, again = review_sentences(200, seed=3), review_sentences(200, seed=3)
+    assert first == again and len(set(first)) == 200
+    assert all(4 <= len(s.split()) <= 50 and "<br" not in s for s in first)
+    with pytest.raises(UserError, match="review sentences"):
+        review_sentences(10**7)
