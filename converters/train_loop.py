@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,12 +21,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from pocketbert.converters.checkpoints import Checkpoints
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.converters.pointwise_conv import einsum_pointwise
+from pocketbert.converters.teacher_cache import TEACHER_LOGITS, with_teacher_logits
 from pocketbert.errors import UserError
 
 Example = tuple  # (token ids, label id or IGNORE[, the teacher's logits])
-TEACHER_LOGITS = "teacher_logits.pt"  # the cached teacher outputs, in the run's work directory
 
 
 @dataclass(frozen=True)
@@ -185,85 +184,6 @@ def evaluate(
     return correct / max(total, 1)
 
 
-@torch.no_grad()
-def teacher_logits(
-    teacher: nn.Module,
-    examples: list[Example],
-    batch_size: int = 128,
-    device: torch.device | str = "cpu",
-    quiet: bool = False,
-) -> torch.Tensor:
-    """The teacher's logits [N, labels] for ``examples`` (in their order), batched by length."""
-    from tqdm.auto import tqdm
-
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    out = torch.empty(len(examples), teacher.config.num_labels)
-    loader = DataLoader([examples[i] for i in order], batch_size=batch_size, collate_fn=collate)
-    done = 0
-    for batch in tqdm(loader, disable=quiet, unit="batch", desc="teacher", leave=False):
-        logits = teacher(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-        ).logits.float()
-        n = logits.shape[0]
-        out[torch.tensor(order[done : done + n])] = logits.cpu()
-        done += n
-    return out
-
-
-def _with_teacher_logits(
-    teacher: nn.Module, examples: list[Example], path: Path, device, quiet: bool
-) -> list[Example]:
-    """``examples`` with the teacher's logits attached, computed once and kept at ``path``."""
-    cached = torch.load(path) if path.is_file() else None
-    if cached is None or cached.shape[0] != len(examples):
-        cached = teacher_logits(teacher, examples, device=device, quiet=quiet)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(cached, tmp)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserError(
-                f"cannot keep the teacher's logits in '{path.parent}' ({exc.strerror or exc}); "
-                "give a writable cache directory"
-            ) from exc
-    return [(ex[0], ex[1], row) for ex, row in zip(examples, cached, strict=True)]
-
-
-class Checkpoints:
-    """``<work>/checkpoints/step-N`` directories, the newest complete one named in ``latest``."""
-
-    def __init__(self, work: Path) -> None:
-        self.root = work / "checkpoints"
-        self.pointer = self.root / "latest"
-
-    def latest(self) -> Path | None:
-        if not self.pointer.is_file():
-            return None
-        path = self.root / self.pointer.read_text().strip()
-        return path if path.is_dir() else None
-
-    def save(self, accelerator, state: dict) -> None:
-        name = f"step-{state['global_step']:08d}"
-        tmp = self.root / f"{name}.tmp"
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp), safe_serialization=True)
-        if accelerator.is_main_process:
-            (tmp / "trainer_state.json").write_text(json.dumps(state))
-            shutil.rmtree(self.root / name, ignore_errors=True)
-            os.replace(tmp, self.root / name)
-            pointer_tmp = self.root / "latest.tmp"
-            pointer_tmp.write_text(name)
-            os.replace(pointer_tmp, self.pointer)
-            for old in self.root.glob("step-*"):
-                if old.name != name:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-
-
 def train(
     student: nn.Module,
     teacher: nn.Module | None,
@@ -309,7 +229,7 @@ def train(
         if any(w.needs_teacher for w in schedule) and not any(w.needs_internals for w in schedule):
             say(f"teacher: logits for {len(train_set)} training examples, computed once")
             path = teacher_cache or work / TEACHER_LOGITS
-            train_set = _with_teacher_logits(teacher, train_set, path, accelerator.device, quiet)
+            train_set = with_teacher_logits(teacher, train_set, path, accelerator.device, quiet)
     sampler = LengthBatches(
         [len(ex[0]) for ex in train_set],
         cfg.batch_size,

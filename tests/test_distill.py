@@ -65,7 +65,8 @@ def test_logit_distillation_runs_the_teacher_once_not_every_epoch(
 
     from pocketbert.converters.distill import load_classifier
     from pocketbert.converters.students import build_student, student_config
-    from pocketbert.converters.train_loop import encode, teacher_logits, train
+    from pocketbert.converters.teacher_cache import teacher_logits
+    from pocketbert.converters.train_loop import encode, train
     from pocketbert.data import load_data
 
     teacher, tokenizer, labels, _ = load_classifier(tiny_models["bert"])
