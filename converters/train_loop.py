@@ -24,10 +24,8 @@ from torch.utils.data import DataLoader, Sampler
 from pocketbert.converters.checkpoints import Checkpoints
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.converters.pointwise_conv import einsum_pointwise
-from pocketbert.converters.teacher_cache import TEACHER_LOGITS, with_teacher_logits
+from pocketbert.converters.teacher_cache import TEACHER_LOGITS, Example, with_teacher_logits
 from pocketbert.errors import UserError
-
-Example = tuple  # (token ids, label id or IGNORE[, the teacher's logits])
 
 
 @dataclass(frozen=True)
