@@ -199,8 +199,9 @@ def train(
 ) -> TrainResult:
     """Train ``student`` in place on ``train_set``; one LossWeights per epoch in ``schedule``.
 
-    When no stage needs the teacher's hidden states or attention, its logits are computed
-    once and kept at ``teacher_cache`` (default: in ``work``).
+    When a stage takes only logits from the teacher, they are computed once and kept at
+    ``teacher_cache`` (default: in ``work``); stages that need its hidden states or
+    attention run it live.
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -223,8 +224,9 @@ def train(
     if teacher is not None:
         teacher = teacher.to(accelerator.device).eval()
         teacher.requires_grad_(False)
-        # Logits alone from the teacher: run it once over the data, not once per epoch.
-        if any(w.needs_teacher for w in schedule) and not any(w.needs_internals for w in schedule):
+        # Epochs that take only logits from the teacher read them from one pass over the
+        # data; epochs that need its hidden states or attention run it live.
+        if any(w.needs_teacher and not w.needs_internals for w in schedule):
             say(f"teacher: logits for {len(train_set)} training examples, computed once")
             path = teacher_cache or work / TEACHER_LOGITS
             train_set = with_teacher_logits(teacher, train_set, path, accelerator.device, quiet)
@@ -305,8 +307,9 @@ def train(
         for step_in_epoch, batch in enumerate(batches, start=skip):
             set_seed(cfg.seed * 1_000_003 + state["global_step"], device_specific=True)
             teacher_out = None
-            if "teacher_logits" in batch:
-                teacher_out = SimpleNamespace(logits=batch.pop("teacher_logits"))
+            cached = batch.pop("teacher_logits", None)
+            if cached is not None and not w.needs_internals:
+                teacher_out = SimpleNamespace(logits=cached)
             elif teacher is not None and w.needs_teacher:
                 with torch.no_grad():
                     teacher_out = teacher(

@@ -58,8 +58,9 @@ def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
     assert summary["examples"]["unlabelled"] == 16
 
 
+@pytest.mark.parametrize("two_stage", [False, True])
 def test_logit_distillation_runs_the_teacher_once_not_every_epoch(
-    tiny_models, reviews_csv, tmp_path
+    two_stage, tiny_models, reviews_csv, tmp_path
 ):
     import torch
 
@@ -81,13 +82,15 @@ def test_logit_distillation_runs_the_teacher_once_not_every_epoch(
         teacher,
         examples,
         examples[:8],
-        [LossWeights(ce=0, kd=1)] * 3,
+        [LossWeights(ce=0, hidden=1) if two_stage else LossWeights(ce=0, kd=1)]
+        + [LossWeights(ce=0, kd=1)] * 2,
         cfg,
         tmp_path,
         quiet=True,
         say=lambda _: None,
     )
-    assert len(calls) == -(-len(examples) // 128)  # one pass in batches of 128, not 3 epochs
+    live = len(examples) // 16 if two_stage else 0  # an epoch of hidden states: full batches, live
+    assert len(calls) == -(-len(examples) // 128) + live  # one pass in batches of 128, not 3 epochs
     # cached logits are the teacher's, in the examples' order, whatever the batching
     cached = torch.load(tmp_path / "teacher_logits.pt")
     ids, mask = torch.tensor([examples[5][0]]), torch.ones(1, len(examples[5][0]), dtype=torch.long)
