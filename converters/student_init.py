@@ -43,30 +43,42 @@ def _head_rows(heads: list[int], head_dim: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads])
 
 
+def _top_neurons(tl: nn.Module, width: int) -> torch.Tensor:
+    """The ``width`` FFN neurons of teacher layer ``tl`` with the largest in x out weights."""
+    w1, w2 = tl.intermediate.dense.weight, tl.output.dense.weight
+    return torch.argsort(w1.norm(dim=1) * w2.norm(dim=0), descending=True)[:width]
+
+
 @torch.no_grad()
-def _block_diagonal(conv: nn.Conv1d, linear: nn.Linear) -> None:
+def _block_diagonal(conv: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor) -> None:
     g = conv.groups
     out_g, in_g = conv.out_channels // g, conv.in_channels // g
-    w = linear.weight
     for k in range(g):
-        conv.weight[k * out_g : (k + 1) * out_g, :, 0] = w[
+        conv.weight[k * out_g : (k + 1) * out_g, :, 0] = weight[
             k * out_g : (k + 1) * out_g, k * in_g : (k + 1) * in_g
         ]
-    conv.bias.copy_(linear.bias)
+    conv.bias.copy_(bias)
 
 
 @torch.no_grad()
 def _squeezebert(student: nn.Module, teacher: nn.Module, picks: list[int]) -> None:
     s, t = student.transformer, teacher.bert
     _copy(s.embeddings, t.embeddings)
+    if s.config.hidden_size != t.config.hidden_size:
+        return
     for layer, j in zip(s.encoder.layers, picks, strict=True):
         tl = t.encoder.layer[j]
         for name in ("query", "key", "value"):
-            _block_diagonal(getattr(layer.attention, name), getattr(tl.attention.self, name))
-        _block_diagonal(layer.post_attention.conv1d, tl.attention.output.dense)
+            lin = getattr(tl.attention.self, name)
+            _block_diagonal(getattr(layer.attention, name), lin.weight, lin.bias)
+        dense = tl.attention.output.dense
+        _block_diagonal(layer.post_attention.conv1d, dense.weight, dense.bias)
         _copy(layer.post_attention.layernorm, tl.attention.output.LayerNorm)
-        _block_diagonal(layer.intermediate.conv1d, tl.intermediate.dense)
-        _block_diagonal(layer.output.conv1d, tl.output.dense)
+        # a narrower FFN keeps the teacher's strongest neurons
+        keep = _top_neurons(tl, layer.intermediate.conv1d.out_channels).sort().values
+        inter, out = tl.intermediate.dense, tl.output.dense
+        _block_diagonal(layer.intermediate.conv1d, inter.weight[keep], inter.bias[keep])
+        _block_diagonal(layer.output.conv1d, out.weight[:, keep], out.bias)
         _copy(layer.output.layernorm, tl.output.LayerNorm)
 
 
@@ -149,7 +161,7 @@ def _mobilebert_layer(layer: nn.Module, tl: nn.Module, cfg, head_dim: int) -> No
         (layer.intermediate.dense, layer.output.dense)
     ]
     width = ffns[0][0].out_features
-    order = torch.argsort(w1.norm(dim=1) * w2.norm(dim=0), descending=True)
+    order = _top_neurons(tl, w1.shape[0])
     for k, (inter, out) in enumerate(ffns):
         neurons = order[k * width : (k + 1) * width]
         if len(neurons) < width:

@@ -149,3 +149,16 @@ def test_distilled_student_exports_to_int8_onnx_and_verifies(
         for r in pocketbert.load(tmp_path / "bundle").predict(["a fine film", "a dull film"])
     ]
     assert set(labels) <= {"negative", "positive"}
+
+
+def test_squeezebert_with_a_narrower_ffn_takes_the_teachers_strongest_neurons(tiny_models):
+    teacher = _teacher(tiny_models["bert"])
+    inter = teacher.config.intermediate_size // 2
+    spec = StudentSpec("squeezebert", layers=1, groups=1, intermediate=inter)
+    sq = build_student(teacher, student_config(teacher.config, spec))
+    tl = teacher.bert.encoder.layer[layer_map(1, teacher.config.num_hidden_layers)[0]]
+    w1, w2 = tl.intermediate.dense.weight, tl.output.dense.weight
+    strongest = torch.argsort(w1.norm(dim=1) * w2.norm(dim=0), descending=True)[:inter].sort()
+    layer = sq.transformer.encoder.layers[0]
+    assert torch.equal(layer.intermediate.conv1d.weight[:, :, 0], w1[strongest.values])
+    assert torch.equal(layer.output.conv1d.weight[:, :, 0], w2[:, strongest.values])
