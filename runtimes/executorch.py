@@ -76,7 +76,13 @@ class ExecuTorchSession:
         return [np.asarray(o.numpy(), dtype=np.float32) for o in outputs]
 
 
-@register_runtime("executorch", suffix=".pte", module="executorch", install=_INSTALL)
+@register_runtime(
+    "executorch",
+    suffix=".pte",
+    module="executorch",
+    install=_INSTALL,
+    imports=("executorch.runtime", "executorch.extension.pybindings.portable_lib"),
+)
 def load(path: Path, *, threads: int | None = None) -> ExecuTorchSession:
     require("executorch", _INSTALL)
     with native_output_to(Path(os.devnull)):  # optional CUDA kernels missing, cpuinfo probes

@@ -124,7 +124,14 @@ class LiteRTSession:
         return [np.concatenate(outs, axis=0) for outs in zip(*rows, strict=True)]
 
 
-@register_runtime("litert", suffix=".tflite", module="ai_edge_litert", install="ai-edge-litert")
+@register_runtime(
+    "litert",
+    suffix=".tflite",
+    module="ai_edge_litert",
+    install="ai-edge-litert",
+    imports=("ai_edge_litert.interpreter",),
+    fallback=("tflite_runtime.interpreter",),
+)
 def load(path: Path, *, threads: int | None = None) -> LiteRTSession:
     interpreter_class = _interpreter_class()
     try:

@@ -21,6 +21,16 @@ class RuntimeInfo:
     module: str  # the Python package the runtime needs, for error messages
     install: str  # what to pip install on a device that lacks it
     load: Callable[..., Session]
+    imports: tuple[str, ...] = ()  # the modules a session imports (default: ``module``)
+    fallback: tuple[str, ...] = ()  # what it imports instead when ``module`` is absent
+
+    def needed_imports(self) -> tuple[str, ...]:
+        """The modules a session of this runtime imports on this machine."""
+        from importlib.util import find_spec
+
+        if self.fallback and find_spec(self.module) is None:
+            return self.fallback
+        return self.imports or (self.module,)
 
 
 class Session(Protocol):
@@ -32,11 +42,19 @@ class Session(Protocol):
 RUNTIMES: dict[str, RuntimeInfo] = {}
 
 
-def register_runtime(name: str, *, suffix: str, module: str, install: str):
+def register_runtime(
+    name: str,
+    *,
+    suffix: str,
+    module: str,
+    install: str,
+    imports: tuple[str, ...] = (),
+    fallback: tuple[str, ...] = (),
+):
     """Register ``load`` of a runtime module under ``name`` for files ending in ``suffix``."""
 
     def decorator(load: Callable[..., Session]) -> Callable[..., Session]:
-        RUNTIMES[name] = RuntimeInfo(name, suffix, module, install, load)
+        RUNTIMES[name] = RuntimeInfo(name, suffix, module, install, load, imports, fallback)
         return load
 
     return decorator

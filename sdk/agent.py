@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import importlib.util
 import json
 import resource
 import sys
@@ -28,14 +27,6 @@ from pocketbert import hygiene
 from pocketbert.bundle import open_bundle
 from pocketbert.errors import UserError
 from pocketbert.stats import summarize
-
-# What "only imported the runtime" means for each runtime (ExecuTorch's pulls in torch).
-RUNTIME_IMPORTS = {
-    "onnxruntime": ["onnxruntime"],
-    "litert": ["ai_edge_litert.interpreter"],
-    "executorch": ["executorch.runtime", "executorch.extension.pybindings.portable_lib"],
-}
-LITERT_FALLBACK = "tflite_runtime.interpreter"
 
 
 def peak_rss_mb() -> float:
@@ -59,10 +50,7 @@ def import_runtime(name: str) -> None:
         raise UserError(
             f"this device's pocketbert has no runtime '{name}'; upgrade pocketbert here"
         )
-    modules = RUNTIME_IMPORTS.get(name, [info.module])
-    if name == "litert" and importlib.util.find_spec("ai_edge_litert") is None:
-        modules = [LITERT_FALLBACK]
-    for module in modules:
+    for module in info.needed_imports():
         try:
             importlib.import_module(module)
         except ImportError as exc:
