@@ -11,44 +11,29 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from pocketbert.converters import run_dir
 from pocketbert.converters.distill import save_result
 from pocketbert.converters.distill_loss import LossWeights
-from pocketbert.converters.model import ARCHITECTURES, read_config, source_hash
+from pocketbert.converters.model import load_pretrained, source_hash
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
 from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
 from pocketbert.data import LabelledData, load_data
-from pocketbert.errors import UserError, choices, first_line
 from pocketbert.progress import Progress
 
 
 def load_for_finetuning(source: str | Path, labels: list[str]):
     """(classifier with a head for ``labels``, tokenizer) from an encoder or classifier dir."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    config = read_config(str(source))
-    if config.model_type not in ARCHITECTURES:
-        raise UserError(
-            f"architecture '{config.model_type}' is not supported; supported: {choices(ARCHITECTURES)}"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source), use_fast=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(source),
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={lab: i for i, lab in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-            attn_implementation="eager",
-            dtype=torch.float32,
-        )
-    except (OSError, ValueError, RuntimeError) as exc:
-        first = first_line(exc)
-        raise UserError(f"could not load weights or tokenizer of '{source}' ({first})") from exc
-    return model, tokenizer
+    return load_pretrained(
+        source,
+        AutoModelForSequenceClassification,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+    )
 
 
 def run_finetune(

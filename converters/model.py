@@ -95,22 +95,29 @@ def resolve_task(config, task: str | None) -> str:
     return "classification" if any("SequenceClassification" in a for a in archs) else "embedding"
 
 
-def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedModel:
-    """Load ``source`` for export; raises UserError for anything a user can fix."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
-    source = str(source)
+def supported_config(source: str):
+    """The config of ``source``, or a UserError when its architecture is not supported."""
     config = read_config(source)
     if config.model_type not in ARCHITECTURES:
         raise UserError(
             f"architecture '{config.model_type}' is not supported; "
             f"supported: {choices(ARCHITECTURES)}"
         )
-    task = resolve_task(config, task)
-    cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
+    return config
+
+
+def load_pretrained(source: str | os.PathLike, cls, **kwargs):
+    """(model of class ``cls``, fast tokenizer) from a supported model directory or hub id;
+    raises UserError for anything a user can fix. ``kwargs`` go to from_pretrained."""
+    from transformers import AutoTokenizer
+
+    source = str(source)
+    supported_config(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = cls.from_pretrained(source, attn_implementation="eager", dtype=torch.float32)
+        model = cls.from_pretrained(
+            source, attn_implementation="eager", dtype=torch.float32, **kwargs
+        )
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = first_line(exc)
         raise UserError(
@@ -119,6 +126,18 @@ def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedMode
         ) from exc
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"'{source}' has no fast tokenizer (tokenizer.json); save one with it")
+    return model, tokenizer
+
+
+def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedModel:
+    """Load ``source`` for export; raises UserError for anything a user can fix."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    source = str(source)
+    config = supported_config(source)
+    task = resolve_task(config, task)
+    cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
+    model, tokenizer = load_pretrained(source, cls)
     model.eval()
     labels: list[str] = []
     if task == "classification":
