@@ -126,8 +126,8 @@ def distill(
     teacher's tokenizer; ``knobs``: layers, hidden, heads, intermediate, groups,
     bottleneck, embedding, ffns, no_norm; ``loss``: weights of ce, kd, hidden, attention
     and the temperature; ``cache_dir``: where the teacher's logits are kept for reuse by
-    other students on the same text (only logits are cached, so only when no hidden or
-    attention term is on). Returns the summary also written to ``out/summary.json``.
+    other students on the same text (only logits are cached: epochs with a hidden or
+    attention term run the teacher live). Returns the summary also written to ``out/summary.json``.
     """
     from pocketbert.converters.distill import DistillConfig, run_distill
     from pocketbert.converters.distill_loss import LossWeights
