@@ -78,12 +78,24 @@ def load_classifier(source: str | Path, what: str = "teacher"):
     return loaded.module.model, loaded.tokenizer, loaded.labels, loaded.source_hash
 
 
-def _student(cfg: DistillConfig, teacher, tokenizer, seed: int):
+PROBE_EXAMPLES = 64  # training sentences a new student's norms are calibrated on
+
+
+def _student(cfg: DistillConfig, teacher, tokenizer, texts: list[str]):
     if isinstance(cfg.student, StudentSpec):
         config = student_config(teacher.config, cfg.student)
-        return build_student(
-            teacher if cfg.init_from_teacher else None, config, seed=seed
-        ), config.to_dict()
+        batch = tokenizer(
+            texts[:PROBE_EXAMPLES],
+            padding=True,
+            truncation=True,
+            max_length=cfg.train.max_seq_len,
+            return_tensors="pt",
+        )
+        probe = {k: batch[k] for k in ("input_ids", "attention_mask")}
+        student = build_student(
+            teacher if cfg.init_from_teacher else None, config, seed=cfg.train.seed, probe=probe
+        )
+        return student, config.to_dict()
     model, student_tok, labels, _ = load_classifier(cfg.student, "student")
     if student_tok.get_vocab() != tokenizer.get_vocab():
         raise UserError(
@@ -149,7 +161,7 @@ def run_distill(
             f"the data has {len(data.labels)} labels ({', '.join(data.labels)}) but the teacher "
             f"predicts {teacher.config.num_labels}; labels must agree"
         )
-    student, student_cfg = _student(cfg, teacher, tokenizer, cfg.train.seed)
+    student, student_cfg = _student(cfg, teacher, tokenizer, data.ids("train")[0])
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     say(
         f"student {student.config.model_type}: {sizes['student']['params'] / 1e6:.2f}M params "

@@ -177,6 +177,48 @@ def _mobilebert_layer(layer: nn.Module, tl: nn.Module, cfg, head_dim: int) -> No
 INIT = {"bert": _bert, "squeezebert": _squeezebert, "mobilebert": _mobilebert}
 
 
+def _token_stats(states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of ``states`` [b, s, c] over the real tokens."""
+    x = states[mask.bool()]
+    return x.mean(0), x.std(0).clamp_min(1e-6)
+
+
+@torch.no_grad()
+def match_teacher_statistics(student: nn.Module, teacher: nn.Module, probe: dict) -> int:
+    """Rescale a MobileBERT student's output norms so each layer's output has the per-channel
+    mean and std of the teacher layer it learns from, on the ``probe`` batch.
+
+    NoNorm does not normalize: initialized from the teacher, the residual stream of a
+    NoNorm student grows with every block (4 blocks: mean |h| 0.03 -> 3.9 on MiniLM) until
+    the pooler's tanh saturates and training never starts. The norms' affine weights take
+    the teacher's scale instead (an LSUV-style, data-driven init). Returns how many norms
+    were set; 0 for other students or widths.
+    """
+    if student.config.model_type != "mobilebert" or not hasattr(teacher, "bert"):
+        return 0
+    if student.config.hidden_size != teacher.config.hidden_size:
+        return 0
+    s = student.mobilebert
+    picks = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    mask = probe["attention_mask"]
+    t_states = teacher.bert(**probe, output_hidden_states=True).hidden_states
+    norms = [s.embeddings.LayerNorm] + [
+        layer.output.bottleneck.LayerNorm for layer in s.encoder.layer
+    ]
+    targets = [t_states[0]] + [t_states[j + 1] for j in picks]
+    was_training = student.training
+    student.eval()
+    for k, (norm, target) in enumerate(zip(norms, targets, strict=True)):
+        states = s(**probe, output_hidden_states=True).hidden_states[k]
+        mean, std = _token_stats(states, mask)
+        t_mean, t_std = _token_stats(target, mask)
+        scale = t_std / std
+        norm.weight.mul_(scale)
+        norm.bias.copy_((norm.bias - mean) * scale + t_mean)
+    student.train(was_training)
+    return len(norms)
+
+
 @torch.no_grad()
 def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
     """Initialize ``student`` (a sequence classifier) from ``teacher`` in place."""

@@ -198,8 +198,14 @@ def describe(model: nn.Module) -> dict[str, int]:
     }
 
 
-def build_student(teacher: nn.Module | None, config: Any, *, seed: int = 0) -> nn.Module:
-    """A sequence classifier for ``config``, initialized from ``teacher`` where shapes allow."""
+def build_student(
+    teacher: nn.Module | None, config: Any, *, seed: int = 0, probe: dict | None = None
+) -> nn.Module:
+    """A sequence classifier for ``config``, initialized from ``teacher`` where shapes allow.
+
+    ``probe``: a tokenized batch of real text (input_ids, attention_mask) on which a
+    MobileBERT student's norms take the scale of the teacher's layers.
+    """
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
@@ -210,7 +216,9 @@ def build_student(teacher: nn.Module | None, config: Any, *, seed: int = 0) -> n
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise UserError(f"cannot build the {config.model_type} student ({exc})") from exc
     if teacher is not None:
-        from pocketbert.converters.student_init import init_from_teacher
+        from pocketbert.converters.student_init import init_from_teacher, match_teacher_statistics
 
         init_from_teacher(student, teacher)
+        if probe is not None:
+            match_teacher_statistics(student, teacher, probe)
     return student

@@ -162,3 +162,30 @@ def test_squeezebert_with_a_narrower_ffn_takes_the_teachers_strongest_neurons(ti
     layer = sq.transformer.encoder.layers[0]
     assert torch.equal(layer.intermediate.conv1d.weight[:, :, 0], w1[strongest.values])
     assert torch.equal(layer.output.conv1d.weight[:, :, 0], w2[:, strongest.values])
+
+
+@pytest.mark.parametrize("no_norm", [True, False])
+def test_mobilebert_norms_take_the_teachers_scale_on_real_text(no_norm, tiny_models):
+    from transformers import AutoTokenizer
+
+    from pocketbert.texts import BUILTIN
+
+    teacher = _teacher(tiny_models["bert"]).eval()
+    batch = AutoTokenizer.from_pretrained(tiny_models["bert"])(
+        BUILTIN[:16], padding=True, return_tensors="pt"
+    )
+    probe = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    spec = StudentSpec("mobilebert", layers=4, no_norm=no_norm)
+    config = student_config(teacher.config, spec)
+    student = build_student(teacher, config, probe=probe).eval()
+    plain = build_student(teacher, config).eval()
+    real = probe["attention_mask"].bool()
+    with torch.no_grad():
+        t_states = teacher.bert(**probe, output_hidden_states=True).hidden_states
+        s_states = student.mobilebert(**probe, output_hidden_states=True).hidden_states
+        p_states = plain.mobilebert(**probe, output_hidden_states=True).hidden_states
+    targets = [t_states[0]] + [t_states[j + 1] for j in layer_map(4, len(t_states) - 1)]
+    for s, p, t in zip(s_states, p_states, targets, strict=True):
+        assert torch.allclose(s[real].std(0), t[real].std(0), rtol=1e-3, atol=1e-5)
+        assert torch.allclose(s[real].mean(0), t[real].mean(0), atol=1e-4)
+    assert not torch.allclose(p_states[-1][real].std(0), targets[-1][real].std(0), rtol=0.1)
