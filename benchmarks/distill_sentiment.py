@@ -97,6 +97,11 @@ def main() -> None:
     )
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument(
+        "--sizes",
+        default="squeezebert=small,mobilebert=medium",
+        help="size preset of each family's student (both within 1/4 of the teacher's layer params)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -158,11 +163,12 @@ def main() -> None:
     student_cfg = TrainConfig(
         epochs=args.epochs, batch_size=32, lr=2e-4, max_seq_len=seq, checkpoint_every=0
     )
+    sizes = dict(item.split("=") for item in args.sizes.split(","))
     for family in args.families.split(","):
         for name, loss in (("KD", kd), ("labels only", labels_only)):
             out = root / f"{family}-{'kd' if loss is kd else 'ce'}"
             config = DistillConfig(
-                student=StudentSpec(family, "small"),
+                student=StudentSpec(family, sizes.get(family, "small")),
                 loss=loss,
                 train=student_cfg,
                 unlabelled=str(unlabelled) if unlabelled and loss is kd else None,
@@ -172,7 +178,7 @@ def main() -> None:
             s = run_distill(teacher, data, out, config, quiet=args.quiet)
             rows.append(
                 {
-                    "model": f"{family} {name}",
+                    "model": f"{family}-{sizes.get(family, 'small')} {name}",
                     "test_acc": s["test_accuracy"],
                     "params": s["student_params"],
                     "layer_params": s["student_transformer_layer_params"],
@@ -209,11 +215,11 @@ def main() -> None:
         f"int8-dynamic ONNX, batch 1, {args.threads} thread(s), p50 over {args.latency_sentences} test sentences; "
         "int8 acc: the bundle's own test accuracy; agree: int8 vs torch argmax on 256 validation sentences"
     )
-    header = f"{'model':<24}{'test acc':>9}{'kept':>7}{'int8 acc':>9}{'agree':>7}{'params':>9}{'layer p.':>9}{'int8 MB':>8}{'ms':>7}{'speedup':>8}{'train s':>8}{'wall s':>7}{'ex/s':>7}{'examples':>9}"
+    header = f"{'model':<30}{'test acc':>9}{'kept':>7}{'int8 acc':>9}{'agree':>7}{'params':>9}{'layer p.':>9}{'int8 MB':>8}{'ms':>7}{'speedup':>8}{'train s':>8}{'wall s':>7}{'ex/s':>7}{'examples':>9}"
     print(header)
     for r in rows:
         print(
-            f"{r['model']:<24}{r['test_acc']:>9.2%}{r['test_acc'] / teacher_row['test_acc']:>7.1%}"
+            f"{r['model']:<30}{r['test_acc']:>9.2%}{r['test_acc'] / teacher_row['test_acc']:>7.1%}"
             f"{r['int8_acc']:>9.2%}{r['agree']:>7.1%}"
             f"{r['params'] / 1e6:>8.2f}M{r['layer_params'] / 1e6:>8.2f}M{r['int8_mb']:>8.1f}{r['ms']:>7.2f}"
             f"{teacher_row['ms'] / r['ms']:>7.1f}x{r['train_s']:>8.0f}{r['wall_s']:>7.0f}"
