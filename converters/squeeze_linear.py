@@ -127,9 +127,9 @@ class _ChannelsLastLayer(nn.Module):
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """[b, s, h*d] -> [b*h, s, d]."""
-        b, s, _ = x.shape
-        x = x.view(b, s, self.heads, self.head_size).transpose(1, 2)
-        return x.reshape(b * self.heads, s, self.head_size)
+        b = x.shape[0]
+        x = x.view(b, -1, self.heads, self.head_size).transpose(1, 2)
+        return x.reshape(b * self.heads, -1, self.head_size)
 
     def _qkv(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Query, key and value, reading one set of group slices of ``x`` where they can."""
@@ -150,14 +150,23 @@ class _ChannelsLastLayer(nn.Module):
             return _cat(self.output.over(hidden))
         return self.output(_cat(hidden))
 
+    def _masked(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``scores`` [b*h, s, s] plus the additive ``mask`` [b, 1, 1, s]."""
+        b = mask.shape[0]
+        if b == 1:  # a plain broadcast, no 4-D view with two dynamic lengths
+            return scores + mask.view(1, 1, -1)
+        s = scores.shape[-1]
+        return (scores.view(b, self.heads, s, s) + mask).view(b * self.heads, s, s)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, s, c = x.shape
+        """Every reshape leaves at most the sequence length to infer (``-1``): XNNPACK
+        delegates those, and leaves reshapes to a symbolic length to portable kernels."""
+        b, _, c = x.shape
         q, k, v = (self._heads(t) for t in self._qkv(x))
         scores = torch.bmm(q, k.transpose(1, 2)) / math.sqrt(self.head_size)
-        scores = scores.view(b, self.heads, s, s) + mask
-        probs = scores.softmax(dim=-1).view(b * self.heads, s, s)
-        context = torch.bmm(probs, v).view(b, self.heads, s, self.head_size)
-        context = context.transpose(1, 2).reshape(b, s, c)
+        probs = self._masked(scores, mask).softmax(dim=-1)
+        context = torch.bmm(probs, v).view(b, self.heads, -1, self.head_size)
+        context = context.transpose(1, 2).reshape(b, -1, c)
         a = self.post_attention_norm(self.post_attention(context) + x)
         return self.output_norm(self._feed_forward(a) + a)
 

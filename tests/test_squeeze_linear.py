@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from pocketbert.converters.squeeze_linear import GroupedPointwise, grouped_convs_as_linear
@@ -19,7 +20,8 @@ def test_rewrite_leaves_no_conv1d_in_a_squeezebert(tiny_models):
     assert not any(isinstance(m, torch.nn.Conv1d) for m in model.modules())
 
 
-def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(tiny_models):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(batch, tiny_models):
     import copy
 
     from pocketbert.converters.model import export_ready, load_model
@@ -30,9 +32,9 @@ def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(tiny_mo
     assert squeezebert_channels_last(rewritten) == 1
     from_convs = copy.deepcopy(loaded.module)
     assert squeezebert_channels_last(from_convs) == 1
-    ids = torch.randint(5, 60, (1, 12))
+    ids = torch.randint(5, 60, (batch, 12))
     mask = torch.ones_like(ids)
-    mask[:, 9:] = 0
+    mask[0, 9:] = 0
     with torch.no_grad():
         want = loaded.module(ids, mask)
         torch.testing.assert_close(rewritten(ids, mask), want, atol=1e-5, rtol=1e-5)
