@@ -180,7 +180,7 @@ INIT = {"bert": _bert, "squeezebert": _squeezebert, "mobilebert": _mobilebert}
 def _token_stats(states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of ``states`` [b, s, c] over the real tokens."""
     x = states[mask.bool()]
-    return x.mean(0), x.std(0).clamp_min(1e-6)
+    return x.mean(0), x.std(0)
 
 
 @torch.no_grad()
@@ -212,7 +212,8 @@ def match_teacher_statistics(student: nn.Module, teacher: nn.Module, probe: dict
         states = s(**probe, output_hidden_states=True).hidden_states[k]
         mean, std = _token_stats(states, mask)
         t_mean, t_std = _token_stats(target, mask)
-        scale = t_std / std
+        # a channel constant over the probe keeps its scale (and takes the teacher's mean)
+        scale = torch.where(std > 1e-6, t_std / std.clamp_min(1e-6), torch.ones_like(std))
         norm.weight.mul_(scale)
         norm.bias.copy_((norm.bias - mean) * scale + t_mean)
     student.train(was_training)
