@@ -28,9 +28,10 @@ class EinsumPointwiseConv1d(nn.Conv1d):
         return y if self.bias is None else y + self.bias.view(1, cout, 1)
 
 
-def _pointwise(module: nn.Module) -> bool:
+def is_pointwise(module: nn.Module) -> bool:
+    """Whether ``module`` is a Conv1d that mixes channels at each position and nothing else."""
     return (
-        type(module) is nn.Conv1d
+        isinstance(module, nn.Conv1d)
         and module.kernel_size == (1,)
         and module.stride == (1,)
         and module.padding in (0, (0,))
@@ -41,7 +42,7 @@ def _pointwise(module: nn.Module) -> bool:
 @contextmanager
 def einsum_pointwise(model: nn.Module) -> Iterator[int]:
     """Inside the block every pointwise ``Conv1d`` of ``model`` runs as an einsum."""
-    swapped = [m for m in model.modules() if _pointwise(m)]
+    swapped = [m for m in model.modules() if type(m) is nn.Conv1d and is_pointwise(m)]
     for m in swapped:
         m.__class__ = EinsumPointwiseConv1d
     try:

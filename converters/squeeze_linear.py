@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from pocketbert.converters.pointwise_conv import is_pointwise
+
 
 def _linears(conv: nn.Conv1d) -> nn.ModuleList:
     """One Linear per group of a kernel-size-1 ``conv``."""
@@ -62,11 +64,7 @@ def grouped_convs_as_linear(module: nn.Module) -> int:
     """Replace every kernel-size-1 Conv1d inside ``module`` in place; return how many."""
     count = 0
     for name, child in list(module.named_children()):
-        if (
-            isinstance(child, nn.Conv1d)
-            and child.kernel_size == (1,)
-            and child.padding in (0, (0,))
-        ):
+        if is_pointwise(child):
             setattr(module, name, GroupedPointwise(child))
             count += 1
         else:

@@ -1,8 +1,8 @@
 """The teacher's logits over a training set, computed once and kept in a file.
 
-Used when distillation needs only the teacher's logits (no hidden states or attention):
-the teacher runs once over the data instead of once per epoch, and students distilled on
-the same text can share the file.
+Used by the epochs of a distillation that take only the teacher's logits (no hidden
+states or attention): the teacher runs once over the data instead of once per epoch, and
+students distilled on the same text can share the file.
 """
 
 from __future__ import annotations

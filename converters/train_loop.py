@@ -9,7 +9,6 @@ weights as one that never stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -296,69 +295,70 @@ def train(
         say(message)
         bar.refresh()
 
-    fast_convs = contextlib.ExitStack()
-    fast_convs.enter_context(einsum_pointwise(accelerator.unwrap_model(trainee).student))
-    for epoch in range(state["epoch"], cfg.epochs):
-        w = schedule[epoch]
-        sampler.epoch = epoch
-        trainee.train()
-        skip = state["step_in_epoch"]
-        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-        for step_in_epoch, batch in enumerate(batches, start=skip):
-            set_seed(cfg.seed * 1_000_003 + state["global_step"], device_specific=True)
-            teacher_out = None
-            cached = batch.pop("teacher_logits", None)
-            if cached is not None and not w.needs_internals:
-                teacher_out = SimpleNamespace(logits=cached)
-            elif teacher is not None and w.needs_teacher:
-                with torch.no_grad():
-                    teacher_out = teacher(
-                        input_ids=batch["input_ids"],
-                        attention_mask=batch["attention_mask"],
-                        output_hidden_states=w.hidden > 0,
-                        output_attentions=w.attention > 0,
-                    )
-            value, _parts = trainee(batch, teacher_out, w)
-            accelerator.backward(value)
-            accelerator.clip_grad_norm_(trainee.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["global_step"] += 1
-            state["examples"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
-            ema = state["ema"]
-            state["ema"] = ema = (
-                float(value.detach()) if ema is None else 0.9 * ema + 0.1 * float(value.detach())
+    # SqueezeBERT's pointwise convolutions train as einsums; restored even if training fails
+    with einsum_pointwise(accelerator.unwrap_model(trainee).student):
+        for epoch in range(state["epoch"], cfg.epochs):
+            w = schedule[epoch]
+            sampler.epoch = epoch
+            trainee.train()
+            skip = state["step_in_epoch"]
+            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+            for step_in_epoch, batch in enumerate(batches, start=skip):
+                set_seed(cfg.seed * 1_000_003 + state["global_step"], device_specific=True)
+                teacher_out = None
+                cached = batch.pop("teacher_logits", None)
+                if cached is not None and not w.needs_internals:
+                    teacher_out = SimpleNamespace(logits=cached)
+                elif teacher is not None and w.needs_teacher:
+                    with torch.no_grad():
+                        teacher_out = teacher(
+                            input_ids=batch["input_ids"],
+                            attention_mask=batch["attention_mask"],
+                            output_hidden_states=w.hidden > 0,
+                            output_attentions=w.attention > 0,
+                        )
+                value, _parts = trainee(batch, teacher_out, w)
+                accelerator.backward(value)
+                accelerator.clip_grad_norm_(trainee.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["global_step"] += 1
+                state["examples"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
+                ema = state["ema"]
+                state["ema"] = ema = (
+                    float(value.detach())
+                    if ema is None
+                    else 0.9 * ema + 0.1 * float(value.detach())
+                )
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(
+                    epoch=epoch + 1,
+                    loss=f"{ema:.4f}",
+                    ex_s=f"{state['examples'] / max(elapsed, 1e-9):.0f}",
+                )
+                bar.update(1)
+                if (
+                    cfg.checkpoint_every
+                    and state["global_step"] % cfg.checkpoint_every == 0
+                    and step_in_epoch + 1 < steps_per_epoch
+                ):
+                    state.update(epoch=epoch, step_in_epoch=step_in_epoch + 1, seconds=elapsed)
+                    ckpts.save(accelerator, state)
+            accuracy = evaluate(
+                accelerator.unwrap_model(trainee).student, val_set, cfg.eval_batch_size, accelerator
             )
-            elapsed = time.perf_counter() - started
-            bar.set_postfix(
-                epoch=epoch + 1,
-                loss=f"{ema:.4f}",
-                ex_s=f"{state['examples'] / max(elapsed, 1e-9):.0f}",
+            row = {
+                "epoch": epoch + 1,
+                "loss": round(state["ema"] or 0.0, 5),
+                "val_accuracy": round(accuracy, 5),
+            }
+            state["history"].append(row)
+            note(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, validation accuracy {accuracy:.2%}"
             )
-            bar.update(1)
-            if (
-                cfg.checkpoint_every
-                and state["global_step"] % cfg.checkpoint_every == 0
-                and step_in_epoch + 1 < steps_per_epoch
-            ):
-                state.update(epoch=epoch, step_in_epoch=step_in_epoch + 1, seconds=elapsed)
-                ckpts.save(accelerator, state)
-        accuracy = evaluate(
-            accelerator.unwrap_model(trainee).student, val_set, cfg.eval_batch_size, accelerator
-        )
-        row = {
-            "epoch": epoch + 1,
-            "loss": round(state["ema"] or 0.0, 5),
-            "val_accuracy": round(accuracy, 5),
-        }
-        state["history"].append(row)
-        note(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, validation accuracy {accuracy:.2%}"
-        )
-        state.update(epoch=epoch + 1, step_in_epoch=0, seconds=time.perf_counter() - started)
-        ckpts.save(accelerator, state)
-    fast_convs.close()
+            state.update(epoch=epoch + 1, step_in_epoch=0, seconds=time.perf_counter() - started)
+            ckpts.save(accelerator, state)
     bar.close()
     accelerator.wait_for_everyone()
     seconds = time.perf_counter() - started

@@ -20,12 +20,14 @@ from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
+_IMPORTS = ("ai_edge_litert.interpreter",)
+_FALLBACK = ("tflite_runtime.interpreter",)  # boards that only have tflite_runtime
 _HINTS = {"input_ids": ("input_ids", "ids"), "attention_mask": ("attention_mask", "mask")}
 
 
 def _interpreter_class() -> Any:
     """ai_edge_litert's Interpreter, else tflite_runtime's (devices that only have that)."""
-    for module in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
+    for module in (*_IMPORTS, *_FALLBACK):
         try:
             return importlib.import_module(module).Interpreter
         except ImportError:
@@ -129,8 +131,8 @@ class LiteRTSession:
     suffix=".tflite",
     module="ai_edge_litert",
     install="ai-edge-litert",
-    imports=("ai_edge_litert.interpreter",),
-    fallback=("tflite_runtime.interpreter",),
+    imports=_IMPORTS,
+    fallback=_FALLBACK,
 )
 def load(path: Path, *, threads: int | None = None) -> LiteRTSession:
     interpreter_class = _interpreter_class()
