@@ -1,13 +1,14 @@
 """Distill all-MiniLM-L6-v2 fine-tuned on Rotten Tomatoes into SqueezeBERT/MobileBERT students.
 
-    python benchmarks/distill_sentiment.py [-o bench-out] [--limit N] [--teacher-epochs 2] [--epochs 3]
+    python benchmarks/distill_sentiment.py [-o bench-out] [--limit N] [--teacher-epochs 2] [--stage1-epochs 1] [--epochs 3]
 
 1. fine-tune all-MiniLM-L6-v2 on the Rotten Tomatoes sentences (fixed seeded 80/10/10
    stratified split, seed 0; the same split in every run);
 2. label ``--unlabelled`` IMDB review sentences with the teacher (once, cached for both
-   families), then for each student family: distill on labels + the teacher's softened
-   logits over the labelled and unlabelled sentences, and train a twin on labels alone
-   (same architecture, same teacher-derived init, same schedule);
+   families), then for each student family: distill in TinyBERT's two stages over the
+   labelled and unlabelled sentences (``--stage1-epochs`` on the teacher's hidden states
+   and attention maps, then ``--epochs`` on labels + its softened logits), and train a
+   twin on labels alone (same architecture, same teacher-derived init, as many epochs);
 3. export the teacher and every student to int8-dynamic ONNX bundles and time them at
    batch 1 on the test sentences, in this process, one after the other.
 
@@ -79,7 +80,21 @@ def main() -> None:
     )
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
-    parser.add_argument("--epochs", type=int, default=3, help="student epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="student epochs on the logits (prediction layer)"
+    )
+    parser.add_argument(
+        "--stage1-epochs",
+        type=int,
+        default=1,
+        help="TinyBERT stage 1 before them: epochs on hidden states and attention maps (0: none)",
+    )
+    parser.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        help="augmented variants of each training sentence for the distillation terms",
+    )
     parser.add_argument("--max-seq-len", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for latency")
     parser.add_argument("--latency-sentences", type=int, default=200)
@@ -160,8 +175,12 @@ def main() -> None:
         unlabelled.write_text("\n".join(review_sentences(args.unlabelled, seed=0)) + "\n")
     kd = LossWeights(ce=1.0, kd=1.0, temperature=args.temperature)
     labels_only = LossWeights(ce=1.0)
-    student_cfg = TrainConfig(
-        epochs=args.epochs, batch_size=32, lr=2e-4, max_seq_len=seq, checkpoint_every=0
+    student_cfg = TrainConfig(  # the twin trains as many epochs as the distilled student
+        epochs=args.stage1_epochs + args.epochs,
+        batch_size=32,
+        lr=2e-4,
+        max_seq_len=seq,
+        checkpoint_every=0,
     )
     sizes = dict(item.split("=") for item in args.sizes.split(","))
     for family in args.families.split(","):
@@ -172,6 +191,9 @@ def main() -> None:
                 loss=loss,
                 train=student_cfg,
                 unlabelled=str(unlabelled) if unlabelled and loss is kd else None,
+                augment=args.augment if loss is kd else 0,
+                two_stage=loss is kd and args.stage1_epochs > 0,
+                stage1_epochs=args.stage1_epochs if loss is kd and args.stage1_epochs else None,
                 cache_dir=str(root / "cache"),  # the teacher labels the text once for both families
             )
             t_run = time.perf_counter()

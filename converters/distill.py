@@ -2,7 +2,8 @@
 
 The loss (``distill_loss``) mixes hard labels, softened logits, hidden states and attention
 maps; TinyBERT's two stages (intermediate layers first, then the prediction layer) are an
-option; unlabelled text joins the training set for the distillation terms only.
+option; unlabelled text and augmented variants of the training sentences (``augment``) join
+the training set for the distillation terms only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pocketbert.converters import run_dir
+from pocketbert.converters.augment import augment
 from pocketbert.converters.distill_loss import IGNORE, LossWeights
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import (
@@ -40,8 +42,15 @@ class DistillConfig:
     two_stage: bool = False  # intermediate layers first (hidden + attention), then prediction layer
     stage1_epochs: int | None = None  # default: half of the epochs
     unlabelled: str | None = None  # text file for the distillation terms
+    augment: int = 0  # augmented variants of each training sentence, for the distillation terms
     init_from_teacher: bool = True
     cache_dir: str | None = None  # teacher logits kept here, shared by runs on the same data
+
+    def __post_init__(self) -> None:
+        if self.augment < 0:
+            raise UserError(
+                f"augment={self.augment}: give the number of variants per sentence (0 or more)"
+            )
 
     def schedule(self) -> list[LossWeights]:
         w, epochs = self.loss, self.train.epochs
@@ -177,20 +186,32 @@ def run_distill(
         schedule=schedule,
         train=cfg.train,
         unlabelled=_file_hash(cfg.unlabelled),
+        augment=cfg.augment,
         init_from_teacher=cfg.init_from_teacher,
     )
     work = run_dir.start(out, fingerprint, resume)
 
     max_len = cfg.train.max_seq_len
     train_set = encode(tokenizer, *data.ids("train"), max_len)
+    if (cfg.unlabelled or cfg.augment) and not any(w.needs_teacher for w in schedule):
+        raise UserError(
+            "unlabelled or augmented text needs a distillation term (kd, hidden or attention > 0)"
+        )
     if cfg.unlabelled:
         from pocketbert.texts import read_texts
 
-        if not any(w.needs_teacher for w in schedule):
-            raise UserError(
-                "unlabelled text needs a distillation term (kd, hidden or attention > 0)"
-            )
         texts = read_texts(cfg.unlabelled)
+        train_set += encode(tokenizer, texts, [IGNORE] * len(texts), max_len)
+    if cfg.augment:
+        texts = augment(
+            data.ids("train")[0],
+            tokenizer.get_vocab(),
+            teacher.get_input_embeddings().weight,
+            variants=cfg.augment,
+            lowercase=bool(getattr(tokenizer, "do_lower_case", True)),
+            seed=cfg.train.seed,
+        )
+        say(f"augmented: {len(texts)} variants of {len(data.train)} training sentences")
         train_set += encode(tokenizer, texts, [IGNORE] * len(texts), max_len)
     val_set = encode(tokenizer, *data.ids("validation"), max_len)
     test_set = encode(tokenizer, *data.ids("test"), max_len)

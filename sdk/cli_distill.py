@@ -106,6 +106,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         two_stage=args.two_stage,
         stage1_epochs=args.stage1_epochs,
         unlabelled=args.unlabelled,
+        augment=args.augment,
         cache_dir=args.cache_dir,
         init_from_teacher=not args.random_init,
         epochs=args.epochs,
@@ -205,6 +206,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "--unlabelled",
         default=None,
         help="extra text (.txt/.csv/.jsonl) for the distillation terms",
+    )
+    p.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N variants of each training sentence, words swapped for their neighbours "
+        "in the teacher's embeddings and labelled by the teacher (TinyBERT-style)",
     )
     p.add_argument(
         "--cache-dir",

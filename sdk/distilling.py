@@ -107,6 +107,7 @@ def distill(
     two_stage: bool = False,
     stage1_epochs: int | None = None,
     unlabelled: str | Path | None = None,
+    augment: int = 0,
     cache_dir: str | Path | None = None,
     init_from_teacher: bool = True,
     epochs: int = 3,
@@ -125,7 +126,8 @@ def distill(
     ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
     teacher's tokenizer; ``knobs``: layers, hidden, heads, intermediate, groups,
     bottleneck, embedding, ffns, no_norm; ``loss``: weights of ce, kd, hidden, attention
-    and the temperature; ``cache_dir``: where the teacher's logits are kept for reuse by
+    and the temperature; ``augment``: variants of each training sentence with words swapped
+    for their neighbours in the teacher's embeddings, labelled by the teacher; ``cache_dir``: where the teacher's logits are kept for reuse by
     other students on the same text (only logits are cached: epochs with a hidden or
     attention term run the teacher live). Returns the summary also written to ``out/summary.json``.
     """
@@ -147,6 +149,7 @@ def distill(
         two_stage=two_stage,
         stage1_epochs=stage1_epochs,
         unlabelled=str(unlabelled) if unlabelled else None,
+        augment=augment,
         cache_dir=str(cache_dir) if cache_dir else None,
         init_from_teacher=init_from_teacher,
     )

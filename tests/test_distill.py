@@ -49,13 +49,23 @@ def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
         student=StudentSpec("squeezebert"),
         two_stage=True,
         unlabelled=str(tmp_path / "extra.txt"),
+        augment=2,
         train=TrainConfig(epochs=2, batch_size=16, max_seq_len=32, checkpoint_every=0),
     )
     summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
     stage1, stage2 = summary["loss"]
     assert stage1["ce"] == stage1["kd"] == 0 and stage1["hidden"] > 0
     assert stage2["hidden"] == stage2["attention"] == 0 and stage2["kd"] > 0
-    assert summary["examples"]["unlabelled"] == 16
+    assert summary["examples"]["unlabelled"] == 16 + 2 * summary["examples"]["train"]
+
+
+def test_augmented_text_needs_a_distillation_term(tiny_models, reviews_csv, tmp_path):
+    with pytest.raises(UserError, match="augment=-1"):
+        DistillConfig(augment=-1)
+    cfg = DistillConfig(loss=LossWeights(ce=1.0), augment=1, train=FAST)
+    with pytest.raises(UserError, match="needs a distillation term"):
+        run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("two_stage", [False, True])
@@ -287,10 +297,14 @@ def test_cli_distill_dry_run_and_bad_input(tiny_models, reviews_csv, tmp_path, c
             "--json",
             "--loss",
             "kd=1",
+            "--augment",
+            "1",
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out)["student_family"] == "squeezebert"
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["student_family"] == "squeezebert"
+    assert summary["examples"]["unlabelled"] == summary["examples"]["train"]  # one variant each
 
 
 def test_unwritable_cache_dir_is_user_error_before_any_output(tiny_models, reviews_csv, tmp_path):
