@@ -1,6 +1,6 @@
 """Distill all-MiniLM-L6-v2 fine-tuned on Rotten Tomatoes into SqueezeBERT/MobileBERT students.
 
-    python benchmarks/distill_sentiment.py [-o bench-out] [--limit N] [--teacher-epochs 2] [--stage1-epochs 1] [--epochs 3]
+    python benchmarks/distill_sentiment.py [-o bench-out] [--limit N] [--teacher-epochs 2] [--stage1-epochs 1] [--epochs 2]
 
 1. fine-tune all-MiniLM-L6-v2 on the Rotten Tomatoes sentences (fixed seeded 80/10/10
    stratified split, seed 0; the same split in every run);
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument(
-        "--epochs", type=int, default=3, help="student epochs on the logits (prediction layer)"
+        "--epochs", type=int, default=2, help="student epochs on the logits (prediction layer)"
     )
     parser.add_argument(
         "--stage1-epochs",

@@ -39,7 +39,9 @@ class DistillConfig:
         default_factory=lambda: LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)
     )
     train: TrainConfig = field(default_factory=TrainConfig)
-    two_stage: bool = False  # intermediate layers first (hidden + attention), then prediction layer
+    # intermediate layers first (hidden + attention), then the prediction layer; None: two
+    # stages when the loss has terms of both kinds and there are 2+ epochs
+    two_stage: bool | None = None
     stage1_epochs: int | None = None  # default: half of the epochs
     unlabelled: str | None = None  # text file for the distillation terms
     augment: int = 0  # augmented variants of each training sentence, for the distillation terms
@@ -52,9 +54,17 @@ class DistillConfig:
                 f"augment={self.augment}: give the number of variants per sentence (0 or more)"
             )
 
+    @property
+    def staged(self) -> bool:
+        """Whether training runs TinyBERT's two stages (see ``two_stage``)."""
+        if self.two_stage is not None:
+            return self.two_stage
+        w = self.loss
+        return w.needs_internals and w.ce + w.kd > 0 and self.train.epochs >= 2
+
     def schedule(self) -> list[LossWeights]:
         w, epochs = self.loss, self.train.epochs
-        if not self.two_stage:
+        if not self.staged:
             return [w] * epochs
         first = self.stage1_epochs if self.stage1_epochs is not None else max(1, epochs // 2)
         if not 1 <= first < epochs:

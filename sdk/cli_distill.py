@@ -196,12 +196,29 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         default=None,
         help="weights, e.g. ce=1,kd=1,hidden=1,attention=1,temperature=2 (the default; unnamed terms: 0)",
     )
-    p.add_argument(
+    stages = p.add_mutually_exclusive_group()
+    stages.add_argument(
         "--two-stage",
-        action="store_true",
-        help="TinyBERT: intermediate layers first, then predictions",
+        dest="two_stage",
+        action="store_const",
+        const=True,
+        default=None,
+        help="TinyBERT: intermediate layers (hidden, attention) first, then predictions "
+        "(ce, kd); the default when the loss has terms of both kinds",
     )
-    p.add_argument("--stage1-epochs", type=int, default=None)
+    stages.add_argument(
+        "--one-stage",
+        dest="two_stage",
+        action="store_const",
+        const=False,
+        help="train every loss term together in every epoch",
+    )
+    p.add_argument(
+        "--stage1-epochs",
+        type=int,
+        default=None,
+        help="two stages: epochs of the first (default: half)",
+    )
     p.add_argument(
         "--unlabelled",
         default=None,

@@ -104,7 +104,7 @@ def distill(
     size: str = "small",
     knobs: dict[str, Any] | None = None,
     loss: str | dict | None = None,
-    two_stage: bool = False,
+    two_stage: bool | None = None,
     stage1_epochs: int | None = None,
     unlabelled: str | Path | None = None,
     augment: int = 0,
@@ -126,10 +126,13 @@ def distill(
     ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
     teacher's tokenizer; ``knobs``: layers, hidden, heads, intermediate, groups,
     bottleneck, embedding, ffns, no_norm; ``loss``: weights of ce, kd, hidden, attention
-    and the temperature; ``augment``: variants of each training sentence with words swapped
-    for their neighbours in the teacher's embeddings, labelled by the teacher; ``cache_dir``: where the teacher's logits are kept for reuse by
-    other students on the same text (only logits are cached: epochs with a hidden or
-    attention term run the teacher live). Returns the summary also written to ``out/summary.json``.
+    and the temperature; ``two_stage``: TinyBERT's stages, hidden states and attention maps
+    for ``stage1_epochs`` (default: half), then labels and logits (None: two stages when the
+    loss has terms of both kinds); ``augment``: variants of each training sentence with
+    words swapped for their neighbours in the teacher's embeddings, labelled by the teacher;
+    ``cache_dir``: where the teacher's logits are kept for reuse by other students on the
+    same text (only logits are cached: epochs with a hidden or attention term run the
+    teacher live). Returns the summary also written to ``out/summary.json``.
     """
     from pocketbert.converters.distill import DistillConfig, run_distill
     from pocketbert.converters.distill_loss import LossWeights

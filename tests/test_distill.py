@@ -59,6 +59,20 @@ def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
     assert summary["examples"]["unlabelled"] == 16 + 2 * summary["examples"]["train"]
 
 
+def test_two_stages_by_default_when_the_loss_has_both_kinds_of_terms():
+    three = TrainConfig(epochs=3)
+    stages = DistillConfig(train=three).schedule()  # default loss: ce, kd, hidden, attention
+    assert [w.needs_internals for w in stages] == [True, False, False]
+    assert stages[0].ce == stages[0].kd == 0 and stages[1].ce == stages[1].kd == 1
+    for one_stage in (
+        DistillConfig(train=three, two_stage=False),
+        DistillConfig(train=three, loss=LossWeights(ce=1.0, kd=1.0)),
+        DistillConfig(train=three, loss=LossWeights(ce=0.0, hidden=1.0, attention=1.0)),
+        DistillConfig(train=TrainConfig(epochs=1)),
+    ):
+        assert len(set(one_stage.schedule())) == 1
+
+
 def test_augmented_text_needs_a_distillation_term(tiny_models, reviews_csv, tmp_path):
     with pytest.raises(UserError, match="augment=-1"):
         DistillConfig(augment=-1)
