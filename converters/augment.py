@@ -3,8 +3,9 @@
 TinyBERT's data augmentation, without a masked language model: each word of two letters or
 more that is a single token of the teacher's vocabulary is, with probability ``p``, replaced
 by one of its ``k`` nearest neighbours (cosine) among the teacher's input word embeddings
-("good" -> "great", "bad", "excellent"; "movie" -> "film"). The teacher labels every variant, so the variants
-feed only the distillation terms; a swap that flips the sentiment is a useful example.
+("good" -> "great", "bad", "excellent"; "movie" -> "film"). The teacher labels every
+variant, so the variants feed only the distillation terms; a swap that flips the sentiment
+is a useful example.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Distill a fine-tuned teacher into a student: ``run_distill(teacher, data, out, config)``.
 
 The loss (``distill_loss``) mixes hard labels, softened logits, hidden states and attention
-maps; TinyBERT's two stages (intermediate layers first, then the prediction layer) are an
-option; unlabelled text and augmented variants of the training sentences (``augment``) join
-the training set for the distillation terms only.
+maps; a loss with terms of both kinds trains in TinyBERT's two stages (intermediate layers
+first, then the prediction layer) unless told otherwise; unlabelled text and augmented
+variants of the training sentences (``augment``) join the training set for the
+distillation terms only.
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ def run_distill(
                 "give a writable directory"
             ) from exc
     schedule = cfg.schedule()
+    if (cfg.unlabelled or cfg.augment) and not any(w.needs_teacher for w in schedule):
+        raise UserError(
+            "unlabelled or augmented text needs a distillation term (kd, hidden or attention > 0)"
+        )
     teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
     if not isinstance(data, LabelledData):
         data = load_data(
@@ -203,10 +208,6 @@ def run_distill(
 
     max_len = cfg.train.max_seq_len
     train_set = encode(tokenizer, *data.ids("train"), max_len)
-    if (cfg.unlabelled or cfg.augment) and not any(w.needs_teacher for w in schedule):
-        raise UserError(
-            "unlabelled or augmented text needs a distillation term (kd, hidden or attention > 0)"
-        )
     if cfg.unlabelled:
         from pocketbert.texts import read_texts
 
