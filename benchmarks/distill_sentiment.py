@@ -193,7 +193,7 @@ def main() -> None:
                 unlabelled=str(unlabelled) if unlabelled and loss is kd else None,
                 augment=args.augment if loss is kd else 0,
                 two_stage=loss is kd and args.stage1_epochs > 0,
-                stage1_epochs=args.stage1_epochs if loss is kd and args.stage1_epochs else None,
+                stage1_epochs=args.stage1_epochs or None,  # read only when two_stage
                 cache_dir=str(root / "cache"),  # the teacher labels the text once for both families
             )
             t_run = time.perf_counter()

@@ -185,7 +185,8 @@ def run_distill(
             f"the data has {len(data.labels)} labels ({', '.join(data.labels)}) but the teacher "
             f"predicts {teacher.config.num_labels}; labels must agree"
         )
-    student, student_cfg = _student(cfg, teacher, tokenizer, data.ids("train")[0])
+    train_texts, train_labels = data.ids("train")
+    student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     say(
         f"student {student.config.model_type}: {sizes['student']['params'] / 1e6:.2f}M params "
@@ -207,23 +208,25 @@ def run_distill(
     work = run_dir.start(out, fingerprint, resume)
 
     max_len = cfg.train.max_seq_len
-    train_set = encode(tokenizer, *data.ids("train"), max_len)
+    extra: list[str] = []  # text only the teacher labels (distillation terms only)
     if cfg.unlabelled:
         from pocketbert.texts import read_texts
 
-        texts = read_texts(cfg.unlabelled)
-        train_set += encode(tokenizer, texts, [IGNORE] * len(texts), max_len)
+        extra += read_texts(cfg.unlabelled)
     if cfg.augment:
-        texts = augment(
-            data.ids("train")[0],
+        variants = augment(
+            train_texts,
             tokenizer.get_vocab(),
             teacher.get_input_embeddings().weight,
             variants=cfg.augment,
             lowercase=bool(getattr(tokenizer, "do_lower_case", True)),
             seed=cfg.train.seed,
         )
-        say(f"augmented: {len(texts)} variants of {len(data.train)} training sentences")
-        train_set += encode(tokenizer, texts, [IGNORE] * len(texts), max_len)
+        say(f"augmented: {len(variants)} variants of {len(train_texts)} training sentences")
+        extra += variants
+    train_set = encode(
+        tokenizer, train_texts + extra, train_labels + [IGNORE] * len(extra), max_len
+    )
     val_set = encode(tokenizer, *data.ids("validation"), max_len)
     test_set = encode(tokenizer, *data.ids("test"), max_len)
     mapping = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
