@@ -25,6 +25,7 @@ import platform
 import sys
 import tempfile
 import warnings
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def stack(cin: int, cout: int):
         def __init__(self) -> None:
             super().__init__()
             dims = [cin if i % 2 == 0 else cout for i in range(LAYERS + 1)]
-            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(dims))
 
         def forward(self, x):
             for layer in self.layers:
@@ -127,7 +128,12 @@ def onnxruntime_runners(cin: int, cout: int, tmp: Path) -> dict[str, callable]:
     model, x = stack(cin, cout)
     fp32 = tmp / "fp32.onnx"
     torch.onnx.export(
-        model, x, str(fp32), input_names=["x"], opset_version=17, dynamo=False,
+        model,
+        x,
+        str(fp32),
+        input_names=["x"],
+        opset_version=17,
+        dynamo=False,
         dynamic_axes={"x": {1: "seq"}},
     )
     paths = {"fp32": fp32, "int8-dynamic": tmp / "dynamic.onnx", "int8-static": tmp / "static.onnx"}
