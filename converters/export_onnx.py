@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketbert.converters.onnx_fusion import fold_static_matmul_bias
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec
 
@@ -71,6 +72,7 @@ def _dynamic_only(path: Path) -> list[str]:
 
 def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
     """int8 MatMul weights per channel and an int8 embedding table (Gather)."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -116,6 +118,9 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         op_types_to_quantize=["MatMul"],
         extra_options=only_weights,
     )
+    model = onnx.load(str(out))
+    if fold_static_matmul_bias(model):
+        onnx.save(model, str(out))
 
 
 @register_exporter("onnx", suffix=".onnx", runtime="onnxruntime")

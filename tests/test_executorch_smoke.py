@@ -67,7 +67,9 @@ def test_executorch_export_runs_dynamic_seq_when_lowered(tiny_bert, tmp_path, pr
     exported = export(tiny_bert, spec, tmp_path / "m.pte")
     assert exported.dynamic_seq
     assert "executorch" in exported.tools
-    assert isinstance(exported.checks["undelegated_ops"], dict)
+    undelegated = exported.checks["undelegated_ops"]
+    # int8 table rows are dequantized inside the delegate; only the mask's cast stays out
+    assert undelegated.get("dim_order_ops._to_dim_order_copy", 0) <= 1
     sess = load(exported.path, threads=1)
     assert sess.input_names == ["input_ids", "attention_mask"]
     for n in (3, SEQ):
