@@ -105,8 +105,8 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         nodes_to_exclude=outliers,
         op_types_to_quantize=["MatMul", "Gather"],
         calibrate_method=CalibrationMethod.MinMax,
-        # A MatMul's output stays fp32: onnxruntime then fuses DQ -> MatMul into one
-        # MatMulIntegerToFloat instead of QLinearMatMul -> DQ, and the bias Add reads fp32.
+        # A MatMul's output stays fp32 (no QLinearMatMul -> DequantizeLinear), so
+        # fold_static_matmul_bias can write it and its bias as one MatMulIntegerToFloat.
         extra_options={**only_weights, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
     )
     quantize_dynamic(

@@ -35,7 +35,7 @@ def fold_static_matmul_bias(model: onnx.ModelProto) -> int:
     for n in graph.node:
         for name in n.input:
             readers[name].append(n)
-    constants = {i.name for i in graph.initializer}
+    shapes = {i.name: list(i.dims) for i in graph.initializer}
 
     replaced: dict[int, onnx.NodeProto] = {}
     dropped: set[int] = set()
@@ -45,14 +45,14 @@ def fold_static_matmul_bias(model: onnx.ModelProto) -> int:
         a, b = (producer.get(name) for name in mm.input)
         if not (a and b and a.op_type == b.op_type == "DequantizeLinear"):
             continue
-        if b.input[0] not in constants or len(readers[mm.output[0]]) != 1:
+        if b.input[0] not in shapes or len(readers[mm.output[0]]) != 1:
             continue
         add = readers[mm.output[0]][0]
         others = [name for name in add.input if name != mm.output[0]]
         if add.op_type != "Add" or len(others) != 1:
             continue
         bias = _through_identity(others[0], producer)
-        if bias not in constants:
+        if shapes.get(bias) != shapes[b.input[0]][-1:]:  # a constant [out_features] only
             continue
         zero_a = a.input[2] if len(a.input) > 2 else ""
         zero_b = b.input[2] if len(b.input) > 2 else ""
