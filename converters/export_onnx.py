@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketbert.converters.onnx_fusion import fold_static_matmul_bias
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec
 
@@ -118,6 +117,8 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         op_types_to_quantize=["MatMul"],
         extra_options=only_weights,
     )
+    from pocketbert.converters.onnx_fusion import fold_static_matmul_bias
+
     model = onnx.load(str(out))
     if fold_static_matmul_bias(model):
         onnx.save(model, str(out))
