@@ -34,7 +34,7 @@ FAMILIES = ("squeezebert", "mobilebert")
 
 
 def _data(root: Path, limit: int | None):
-    from pocketbert.data import load_data
+    from pocketbert.core.data import load_data
     from pocketbert.examples import movie_reviews
 
     path = root / "rotten_tomatoes.csv"

@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     args = parser.parse_args()
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pocketbert-bench-"))
-    from pocketbert import hygiene
+    from pocketbert.profiler import hygiene
 
     snap = hygiene.snapshot()
     print(f"cpu: {snap['cpu_model']}, {snap['cores']} cores, load {snap['loadavg']}")

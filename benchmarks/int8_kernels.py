@@ -189,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=60, help="timed runs per row")
     args = parser.parse_args()
-    from pocketbert import hygiene
+    from pocketbert.profiler import hygiene
 
     snap = hygiene.snapshot()
     print(f"cpu: {snap['cpu_model']}, {snap['cores']} cores, load {snap['loadavg']}, {isa()}")

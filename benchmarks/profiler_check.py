@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from pocketbert import hygiene
-from pocketbert.agent import time_runs
 from pocketbert.devices import Device
 from pocketbert.lab.emulated import (
     CALIBRATION,
@@ -36,7 +34,9 @@ from pocketbert.lab.emulated import (
     calibrate,
     roofline,
 )
-from pocketbert.profiler import profile
+from pocketbert.profiler import hygiene
+from pocketbert.profiler.agent import time_runs
+from pocketbert.profiler.run import profile
 
 # Published figures the estimate was NOT calibrated on: (source, model, seq, runtime,
 # counted FLOPs, device peak fp32 GFLOP/s, bandwidth GB/s, published ms).
@@ -84,7 +84,7 @@ def peak_memory(bundle: Path, runs: int) -> None:
         "-v",
         sys.executable,
         "-m",
-        "pocketbert.agent",
+        "pocketbert.profiler.agent",
         str(bundle),
         "--runs",
         str(runs),

@@ -28,9 +28,9 @@ from pocketbert.converters.students import (
     student_config,
 )
 from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
-from pocketbert.data import LabelledData, load_data
-from pocketbert.errors import UserError
-from pocketbert.progress import Progress
+from pocketbert.core.data import LabelledData, load_data
+from pocketbert.core.errors import UserError
+from pocketbert.core.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def run_distill(
     max_len = cfg.train.max_seq_len
     extra: list[str] = []  # text only the teacher labels (distillation terms only)
     if cfg.unlabelled:
-        from pocketbert.texts import read_texts
+        from pocketbert.core.texts import read_texts
 
         extra += read_texts(cfg.unlabelled)
     if cfg.augment:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 IGNORE = -100  # label of unlabelled text: only the distillation terms see it
 

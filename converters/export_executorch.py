@@ -25,7 +25,7 @@ from pocketbert.converters.int8_embedding import int8_embeddings
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
 from pocketbert.converters.squeeze_linear import squeezebert_channels_last
-from pocketbert.errors import first_line
+from pocketbert.core.errors import first_line
 
 # Nodes that are graph plumbing, not kernels the runtime executes.
 _PLUMBING = {"getitem", "executorch_call_delegate", "sym_size", "sym_numel", "sym_storage_offset"}

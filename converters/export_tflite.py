@@ -28,7 +28,7 @@ from torch import nn
 
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 # An int8 activation over a range wider than this loses too much (step > 0.25).
 STATIC_MAX_ABS = 32.0

@@ -18,8 +18,8 @@ from pocketbert.converters.model import load_pretrained, source_hash
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
 from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
-from pocketbert.data import LabelledData, load_data
-from pocketbert.progress import Progress
+from pocketbert.core.data import LabelledData, load_data
+from pocketbert.core.progress import Progress
 
 
 def load_for_finetuning(source: str | Path, labels: list[str]):

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
-from pocketbert.errors import UserError, choices, first_line
+from pocketbert.core.errors import UserError, choices, first_line
 
 ARCHITECTURES = ("bert", "mobilebert", "squeezebert", "distilbert")
 TASKS = ("classification", "embedding")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from pocketbert.errors import UserError, choices
-from pocketbert.texts import BUILTIN
+from pocketbert.core.errors import UserError, choices
+from pocketbert.core.texts import BUILTIN
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TOKENIZER_FILES = (

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 SUMMARY = "summary.json"
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pocketbert.errors import UserError, choices
+from pocketbert.core.errors import UserError, choices
 
 FAMILIES = ("bert", "mobilebert", "squeezebert")
 SIZES = ("tiny", "small", "medium")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 TEACHER_LOGITS = "teacher_logits.pt"  # the default file name, in the run's work directory
 Example = tuple  # (token ids, label id or IGNORE[, the teacher's logits])

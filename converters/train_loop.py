@@ -24,7 +24,7 @@ from pocketbert.converters.checkpoints import Checkpoints
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.converters.pointwise_conv import einsum_pointwise
 from pocketbert.converters.teacher_cache import TEACHER_LOGITS, Example, with_teacher_logits
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 @dataclass(frozen=True)

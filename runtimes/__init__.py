@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketbert.errors import UserError, choices
+from pocketbert.core.errors import UserError, choices
 from pocketbert.runtimes import executorch, litert, ort  # noqa: F401  (registers runtimes)
 from pocketbert.runtimes.registry import RUNTIMES, RuntimeInfo, Session, register_runtime
 

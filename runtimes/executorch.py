@@ -16,8 +16,8 @@ from types import ModuleType
 
 import numpy as np
 
-from pocketbert.errors import UserError, first_line
-from pocketbert.progress import native_output_to
+from pocketbert.core.errors import UserError, first_line
+from pocketbert.core.progress import native_output_to
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketbert.errors import UserError, first_line
+from pocketbert.core.errors import UserError, first_line
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 

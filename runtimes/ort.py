@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.errors import UserError, first_line
+from pocketbert.core.errors import UserError, first_line
 from pocketbert.runtimes.registry import register_runtime
 from pocketbert.runtimes.tensors import cast_feeds, require
 

@@ -6,7 +6,7 @@ import importlib
 
 import numpy as np
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 def require(module: str, install: str):

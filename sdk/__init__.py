@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from pocketbert.errors import UserError  # noqa: E402
+from pocketbert.core.errors import UserError  # noqa: E402
 
 
 def export(model, out, **options):
@@ -29,8 +29,8 @@ def load(bundle, **options):
 
 
 def profile(bundles, devices, **options):
-    """Measure (or estimate) bundles on devices; see :func:`pocketbert.profiler.profile`."""
-    from pocketbert.profiler import profile as _profile
+    """Measure (or estimate) bundles on devices; see :func:`pocketbert.profiler.run.profile`."""
+    from pocketbert.profiler.run import profile as _profile
 
     return _profile(bundles, devices, **options)
 

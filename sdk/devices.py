@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pocketbert.errors import UserError, choices
+from pocketbert.core.errors import UserError, choices
 
 KINDS = ("host", "board", "phone", "fpga")
 FORMATS = ("onnx", "executorch", "tflite")

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from pocketbert.errors import UserError, choices
+from pocketbert.core.errors import UserError, choices
 
 FAMILIES = ("bert", "mobilebert", "squeezebert")
 LOSS_TERMS = ("ce", "kd", "hidden", "attention", "temperature")

@@ -12,7 +12,7 @@ import random
 from importlib.util import find_spec
 from pathlib import Path
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 INSTALL = "pip install 'pocketbert[examples]'"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pocketbert import __version__
 from pocketbert.bundle import open_bundle, staging, write_manifest
-from pocketbert.errors import UserError, choices
-from pocketbert.progress import Progress, native_output_to
-from pocketbert.texts import BUILTIN, read_texts
+from pocketbert.core.errors import UserError, choices
+from pocketbert.core.progress import Progress, native_output_to
+from pocketbert.core.texts import BUILTIN, read_texts
 from pocketbert.tokenize import Encoder
 from pocketbert.verify import check
 

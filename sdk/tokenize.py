@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 class Encoder:

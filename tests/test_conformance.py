@@ -13,9 +13,9 @@ from conftest import ARCHITECTURES
 import pocketbert
 from pocketbert.bundle import open_bundle
 from pocketbert.converters import EXPORTERS
+from pocketbert.core.texts import BUILTIN
 from pocketbert.exporter import PRECISIONS
 from pocketbert.runtimes import RUNTIMES
-from pocketbert.texts import BUILTIN
 
 
 def test_every_exporter_names_a_registered_runtime_with_its_suffix():

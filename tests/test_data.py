@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from pocketbert.data import label_order, load_data, stratified_split
-from pocketbert.errors import UserError
-from pocketbert.texts import BUILTIN
+from pocketbert.core.data import label_order, load_data, stratified_split
+from pocketbert.core.errors import UserError
+from pocketbert.core.texts import BUILTIN
 
 ROWS = [(t, "positive" if i % 2 else "negative") for i, t in enumerate(BUILTIN)]
 
@@ -121,5 +121,5 @@ def test_datasets_directory_without_datasets_package_is_user_error(tmp_path):
 
 
 def test_data_module_does_not_import_torch():
-    code = "import sys, pocketbert.data; assert 'torch' not in sys.modules"
+    code = "import sys, pocketbert.core.data; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

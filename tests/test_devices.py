@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from pocketbert.core.errors import UserError
 from pocketbert.devices import default_path, get_devices, load_devices
-from pocketbert.errors import UserError
 
 SHIPPED = ("host", "rpi4", "rpi5", "pixel4", "pixel9", "zcu104")
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the CLI with the lab verbs (through cli.main once it is wired there)."""
-    from pocketbert import cli, cli_lab
+    """Run the real CLI entry point; its exit code, stdout and stderr."""
+    from pocketbert.cli import main
 
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv[0] not in sub.choices:
-        common = argparse.ArgumentParser(add_help=False)
-        common.add_argument("--quiet", action="store_true")
-        common.add_argument("--json", action="store_true")
-        cli_lab.add_parsers(sub, common)
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except UserError as exc:
-        print(f"pocketbert: error: {exc}", file=sys.stderr)
-        code = cli.EXIT_USER_ERROR
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 

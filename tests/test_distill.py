@@ -16,7 +16,7 @@ from pocketbert.converters.distill import DistillConfig, run_distill
 from pocketbert.converters.distill_loss import LossWeights
 from pocketbert.converters.students import StudentSpec
 from pocketbert.converters.train_loop import TrainConfig
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 FAST = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, checkpoint_every=0)
 
@@ -42,7 +42,7 @@ def test_each_loss_term_trains_a_student(family, loss, tiny_models, reviews_csv,
 
 
 def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
-    from pocketbert.texts import BUILTIN
+    from pocketbert.core.texts import BUILTIN
 
     (tmp_path / "extra.txt").write_text("\n".join(BUILTIN[:16]))
     cfg = DistillConfig(
@@ -92,7 +92,7 @@ def test_logit_distillation_runs_the_teacher_once_not_every_epoch(
     from pocketbert.converters.students import build_student, student_config
     from pocketbert.converters.teacher_cache import teacher_logits
     from pocketbert.converters.train_loop import encode, train
-    from pocketbert.data import load_data
+    from pocketbert.core.data import load_data
 
     teacher, tokenizer, labels, _ = load_classifier(tiny_models["bert"])
     data = load_data(reviews_csv, teacher_labels=labels)
@@ -252,7 +252,7 @@ def test_output_that_is_not_a_pocketbert_result_is_never_replaced(
 def _cli(*argv):
     import argparse
 
-    from pocketbert import cli_distill
+    from pocketbert.cli import distill as cli_distill
 
     parser = argparse.ArgumentParser(prog="pocketbert")
     common = argparse.ArgumentParser(add_help=False)

@@ -7,7 +7,7 @@ import pytest
 
 from pocketbert import runtimes
 from pocketbert.cli import main
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 def run_cli(capsys, *argv):

@@ -13,7 +13,7 @@ from pocketbert.converters.export_executorch import export  # noqa: E402
 from pocketbert.converters.int8_embedding import Int8Embedding, int8_embeddings  # noqa: E402
 from pocketbert.converters.model import ExportWrapper  # noqa: E402
 from pocketbert.converters.spec import ExportSpec  # noqa: E402
-from pocketbert.errors import UserError  # noqa: E402
+from pocketbert.core.errors import UserError  # noqa: E402
 from pocketbert.runtimes import load  # noqa: E402
 
 SEQ = 16

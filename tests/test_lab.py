@@ -25,8 +25,8 @@ from pocketbert.lab.emulated import (
     calibrate,
     roofline,
 )
-from pocketbert.profiler import profile
-from pocketbert.results import ResultsStore
+from pocketbert.profiler.results import ResultsStore
+from pocketbert.profiler.run import profile
 
 SSHD = shutil.which("sshd") or next(
     (p for p in ("/usr/sbin/sshd", "/usr/bin/sshd") if Path(p).exists()), None
@@ -254,7 +254,7 @@ def test_device_without_the_runtime_says_what_to_install_there(onnx_bundle, tmp_
     python = tmp_path / "python-without-ort"
     python.write_text(
         f"#!{sys.executable}\nimport sys\nsys.modules['onnxruntime'] = None\n"
-        "from pocketbert.agent import main\nsys.exit(main(sys.argv[3:]))\n"
+        "from pocketbert.profiler.agent import main\nsys.exit(main(sys.argv[3:]))\n"
     )
     python.chmod(0o755)
     path = catalog(

@@ -10,11 +10,11 @@ import sys
 import pytest
 from test_devices import run_cli
 
-from pocketbert import hygiene
-from pocketbert.errors import UserError
-from pocketbert.profiler import profile
-from pocketbert.results import ResultsStore
-from pocketbert.stats import median_ci, relative_ci, summarize
+from pocketbert.core.errors import UserError
+from pocketbert.profiler import hygiene
+from pocketbert.profiler.results import ResultsStore
+from pocketbert.profiler.run import profile
+from pocketbert.profiler.stats import median_ci, relative_ci, summarize
 
 
 def _formats() -> list[str]:
@@ -109,7 +109,7 @@ def test_until_stable_pools_fresh_process_rounds(onnx_bundle):
 
 def test_agent_never_imports_torch(onnx_bundle):
     code = (
-        "import sys; from pocketbert.agent import measure; import pocketbert.lab; "
+        "import sys; from pocketbert.profiler.agent import measure; import pocketbert.lab; "
         f"r = measure({str(onnx_bundle)!r}, runs=3, warmup=1); "
         "bad = [m for m in ('torch', 'transformers', 'pocketbert.converters') if m in sys.modules]; "
         "print(r['status'], bad)"
@@ -121,7 +121,7 @@ def test_agent_never_imports_torch(onnx_bundle):
 
 
 def test_agent_says_what_to_install_when_runtime_is_missing(onnx_bundle, monkeypatch, capsys):
-    from pocketbert import agent
+    from pocketbert.profiler import agent
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(

@@ -13,7 +13,7 @@ from pocketbert.converters.students import (
     layer_map,
     student_config,
 )
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 def _teacher(path):
@@ -168,7 +168,7 @@ def test_squeezebert_with_a_narrower_ffn_takes_the_teachers_strongest_neurons(ti
 def test_mobilebert_norms_take_the_teachers_scale_on_real_text(no_norm, tiny_models):
     from transformers import AutoTokenizer
 
-    from pocketbert.texts import BUILTIN
+    from pocketbert.core.texts import BUILTIN
 
     teacher = _teacher(tiny_models["bert"]).eval()
     batch = AutoTokenizer.from_pretrained(tiny_models["bert"])(

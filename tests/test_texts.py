@@ -1,4 +1,4 @@
-from pocketbert.texts import BUILTIN, read_texts
+from pocketbert.core.texts import BUILTIN, read_texts
 
 
 def test_read_texts_takes_txt_csv_tsv_and_jsonl(tmp_path):
@@ -19,7 +19,7 @@ def test_builtin_set_is_real_varied_english():
 def test_review_sentences_are_a_fixed_sample_of_clean_imdb_sentences():
     import pytest
 
-    from pocketbert.errors import UserError
+    from pocketbert.core.errors import UserError
     from pocketbert.examples import review_sentences
 
     first, again = review_sentences(200, seed=3), review_sentences(200, seed=3)

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 from pocketbert.converters import export_tflite  # noqa: E402
 from pocketbert.converters.model import ExportWrapper  # noqa: E402
 from pocketbert.converters.spec import ExportSpec  # noqa: E402
-from pocketbert.errors import UserError  # noqa: E402
+from pocketbert.core.errors import UserError  # noqa: E402
 from pocketbert.runtimes import litert  # noqa: E402
 
 SEQ = 16

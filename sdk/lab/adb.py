@@ -11,11 +11,14 @@ from __future__ import annotations
 import posixpath
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pocketbert.devices import Device
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 from pocketbert.lab.local import describe_exit, run_process
 from pocketbert.lab.registry import Job, agent_command, parse_record, register_transport
+
+if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
+    from pocketbert.devices import Device
 
 
 def _adb(device: Device, job: Job, args: list[str], what: str, ok: tuple[int, ...] = (0,)) -> None:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pocketbert.bundle import open_bundle
-from pocketbert.devices import Device
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 from pocketbert.lab.registry import Job, register_transport
+
+if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
+    from pocketbert.devices import Device
 
 MEMORY_EFFICIENCY = 0.6  # sustained (STREAM-like) share of theoretical DRAM bandwidth
 

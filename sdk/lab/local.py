@@ -7,10 +7,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pocketbert.devices import Device
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 from pocketbert.lab.registry import Job, last_line, parse_record, register_transport
+
+if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
+    from pocketbert.devices import Device
 
 
 def run_process(
@@ -45,7 +48,7 @@ def run(device: Device, job: Job) -> dict:
         argv = [
             sys.executable,
             "-m",
-            "pocketbert.agent",
+            "pocketbert.profiler.agent",
             str(job.bundle),
             *job.agent_args(),
             "--out",

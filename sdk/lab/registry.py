@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 if TYPE_CHECKING:
     from pocketbert.devices import Device
 
-DEFAULT_AGENT = "{python} -m pocketbert.agent {bundle} {args} --out {out}"
+DEFAULT_AGENT = "{python} -m pocketbert.profiler.agent {bundle} {args} --out {out}"
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import io
 import shlex
 import tarfile
+from typing import TYPE_CHECKING
 
-from pocketbert.devices import Device
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 from pocketbert.lab.local import describe_exit, run_process
 from pocketbert.lab.registry import Job, agent_command, last_line, parse_record, register_transport
+
+if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
+    from pocketbert.devices import Device
 
 CONNECT_TIMEOUT_S = 10
 UNREACHABLE = 255  # ssh's own exit status for connection and authentication failures

@@ -1,6 +1,6 @@
 """The measuring agent: one fresh process that loads a bundle and times it.
 
-Runs on the device itself (`pocketbert agent` or `python -m pocketbert.agent`) with only
+Runs on the device itself (`pocketbert agent` or `python -m pocketbert.profiler.agent`) with only
 numpy and one runtime installed: it never imports torch, transformers or converters. It
 prints one JSON record on stdout (and writes it to --out when given); on bad input the
 record has ``status: failed`` and the process exits 2.
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert import hygiene
 from pocketbert.bundle import open_bundle
-from pocketbert.errors import UserError
-from pocketbert.stats import summarize
+from pocketbert.core.errors import UserError
+from pocketbert.profiler import hygiene
+from pocketbert.profiler.stats import summarize
 
 
 def peak_rss_mb() -> float:

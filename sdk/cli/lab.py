@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from pocketbert.profiler import Options, format_table, profile
+    from pocketbert.profiler.run import Options, format_table, profile
 
     options = Options(
         runs=args.runs,
@@ -63,15 +63,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from pocketbert.agent import run_agent
+    from pocketbert.profiler.agent import run_agent
 
     return run_agent(args)
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     """Add the devices, profile and agent verbs to ``sub`` (argparse subparsers)."""
-    from pocketbert.agent import add_arguments as add_agent_arguments
-    from pocketbert.results import DEFAULT_STORE
+    from pocketbert.profiler.agent import add_arguments as add_agent_arguments
+    from pocketbert.profiler.results import DEFAULT_STORE
 
     p = sub.add_parser("devices", parents=[common], help="list the devices in devices.yaml")
     p.add_argument("--devices", default=None, help="the device catalog (default: devices.yaml)")

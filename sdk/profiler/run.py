@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pocketbert import hygiene
 from pocketbert.bundle import open_bundle
+from pocketbert.core.errors import UserError
+from pocketbert.core.progress import Progress
 from pocketbert.devices import Device, get_devices, load_devices
-from pocketbert.errors import UserError
 from pocketbert.lab import TRANSPORTS, Job
-from pocketbert.progress import Progress
-from pocketbert.results import DEFAULT_STORE, ResultsStore
-from pocketbert.stats import relative_ci, summarize
+from pocketbert.profiler import hygiene
+from pocketbert.profiler.results import DEFAULT_STORE, ResultsStore
+from pocketbert.profiler.stats import relative_ci, summarize
 
 
 @dataclass

@@ -39,7 +39,7 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
 
 
 def _need(args: argparse.Namespace, *names: str) -> None:
-    from pocketbert.errors import UserError
+    from pocketbert.core.errors import UserError
 
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
     if missing:
@@ -63,10 +63,10 @@ def _report(args: argparse.Namespace, summary: dict, what: str) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from pocketbert.cli import _quiet_libraries
+    from pocketbert.cli.common import quiet_libraries
     from pocketbert.distilling import distill, propose_student
 
-    _quiet_libraries()
+    quiet_libraries()
     knobs = {
         k: getattr(args, k)
         for k in (
@@ -125,10 +125,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from pocketbert.cli import _quiet_libraries
+    from pocketbert.cli.common import quiet_libraries
     from pocketbert.distilling import finetune
 
-    _quiet_libraries()
+    quiet_libraries()
     _need(args, "data", "output")
     summary = finetune(
         args.model,

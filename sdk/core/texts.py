@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 
@@ -79,7 +79,7 @@ BUILTIN = [
 
 def read_texts(path: str | Path, *, limit: int | None = None) -> list[str]:
     """Read text from .txt (one per line), .csv/.tsv (a ``text`` column) or .jsonl."""
-    from pocketbert.data import read_records
+    from pocketbert.core.data import read_records
 
     path = Path(path)
     kinds = ".txt, .csv, .tsv or .jsonl"

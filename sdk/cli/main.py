@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
-import warnings
+import traceback
 
-from pocketbert.errors import UserError
-
-EXIT_USER_ERROR = 2
-
-
-def _quiet_libraries() -> None:
-    """Converter libraries are chatty; their warnings are not the user's business."""
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.disable(logging.WARNING)
+from pocketbert.cli.common import EXIT_BUG, EXIT_USER_ERROR, quiet_libraries
+from pocketbert.core.errors import UserError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pocketbert.exporter import export
 
-    _quiet_libraries()
+    quiet_libraries()
     results = export(
         args.model,
         args.output,
@@ -96,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pocketbert.demo import demo
 
-    _quiet_libraries()
+    quiet_libraries()
     rows = demo(args.output, quiet=args.quiet or args.json)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -157,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)
 
-    from pocketbert.cli_distill import add_parsers as add_distill_parsers
-    from pocketbert.cli_lab import add_parsers as add_lab_parsers
+    from pocketbert.cli.distill import add_parsers as add_distill_parsers
+    from pocketbert.cli.lab import add_parsers as add_lab_parsers
 
     add_distill_parsers(sub, common)
     add_lab_parsers(sub, common)
@@ -178,6 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pocketbert: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
+    except Exception as exc:  # not the user's input: a bug, said as one
+        _report_bug(exc, argv)
+        return EXIT_BUG
+
+
+def _report_bug(exc: BaseException, argv: list[str] | None) -> None:
+    """A short traceback (the last frames) and how to report it."""
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
+    command = " ".join(["pocketbert", *(sys.argv[1:] if argv is None else argv)])
+    print("".join(frames).rstrip(), file=sys.stderr)
+    print(
+        f"pocketbert: internal error: {type(exc).__name__}: this is a bug in pocketbert; "
+        f"please report it with the command: {command}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pocketbert.errors import UserError
+from pocketbert.core.errors import UserError
 
 DEFAULT_STORE = Path("pocketbert-results.jsonl")
 SCHEMA = 1

@@ -1,0 +1,5 @@
+import sys
+
+from pocketbert.cli.main import main
+
+sys.exit(main())

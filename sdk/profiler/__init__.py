@@ -1,0 +1,4 @@
+"""Measuring bundles: the profiler, the device-side agent, statistics, run hygiene, results.
+
+``profile`` is in run.py; the agent (agent.py) is what a device runs, with no torch.
+"""
