@@ -148,10 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from pocketbert.cli.distill import add_parsers as add_distill_parsers
+    from pocketbert.cli.examples import add_parsers as add_examples_parsers
     from pocketbert.cli.lab import add_parsers as add_lab_parsers
 
     add_distill_parsers(sub, common)
     add_lab_parsers(sub, common)
+    add_examples_parsers(sub, common)
     return parser
 
 
