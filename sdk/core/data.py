@@ -313,3 +313,39 @@ def load_data(
     return LabelledData(
         splits["train"], splits["validation"], splits["test"], labels, str(path), digest, dropped
     )
+
+
+CHANCE_MARGIN = 0.05  # an accuracy this close to the best blind guess is chance level
+
+
+def chance_warning(
+    accuracy: float, data: LabelledData, split: str, who: str, *, kept: bool = False
+) -> str | None:
+    """A warning when ``accuracy`` on ``data``'s ``split`` is no better than guessing.
+
+    Guessing: always the most common class of that split, or 1 / classes, whichever is
+    higher. ``kept``: the warning is about a student's "kept" figure, which is then
+    measured against a model that learned nothing.
+    """
+    counts = data.counts(split)
+    total = sum(counts.values())
+    if not total:
+        return None
+    majority = max(counts.values()) / total
+    guess = max(majority, 1 / len(counts))
+    if accuracy > guess + CHANCE_MARGIN:
+        return None
+    what = (
+        "so the student's accuracy kept is measured against a model that learned nothing"
+        if kept
+        else "it has learned nothing useful yet"
+    )
+    fix = (
+        "fine-tune the teacher further (pocketbert finetune --epochs, more data, another --lr)"
+        if kept or who == "teacher"
+        else "train longer or on more data"
+    )
+    return (
+        f"the {who}'s {split} accuracy {accuracy:.1%} is at chance level (always guessing the "
+        f"most common class scores {majority:.1%} on {total} examples), {what}; {fix}"
+    )
