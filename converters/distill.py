@@ -155,9 +155,9 @@ def _check_before_loading(cfg: DistillConfig, teacher_dir, data, out: Path) -> l
             "teacher": teacher_dir,
             "data": data.source if isinstance(data, LabelledData) else data,
             "unlabelled text": cfg.unlabelled,
-            "cache directory": cfg.cache_dir,
             "student": cfg.student if isinstance(cfg.student, str) else None,
         },
+        kept={"cache directory": cfg.cache_dir},
     )
     if cfg.cache_dir:
         try:

@@ -40,16 +40,22 @@ def _overlap(out: Path, given: Path) -> str | None:
     return None
 
 
-def check_output(out: Path, inputs: dict[str, str | Path | None] | None = None) -> None:
+def check_output(
+    out: Path,
+    inputs: dict[str, str | Path | None] | None = None,
+    kept: dict[str, str | Path | None] | None = None,
+) -> None:
     """Refuse an output that overlaps an input, or that is not an earlier pocketbert result.
 
-    ``inputs``: what each input is called (``teacher``, ``data``, ...) -> its path; a hub id
-    or a name that is not a path on this machine cannot overlap and is skipped.
+    ``inputs``: what each input is called (``teacher``, ``data``, ...) -> its path; one that
+    is not a path on this machine (a hub id) cannot overlap and is skipped. ``kept``: places
+    the run writes and keeps (a cache directory), checked whether or not they exist yet.
     """
-    for what, given in (inputs or {}).items():
-        if given is None or not isinstance(given, str | Path) or not Path(given).exists():
+    places = [(w, p, False) for w, p in (inputs or {}).items()]
+    places += [(w, p, True) for w, p in (kept or {}).items()]
+    for what, given, always in places:
+        if not isinstance(given, str | Path) or not (always or Path(given).exists()):
             continue
-        # the run's work directory sits beside out; publishing replaces out itself
         how = _overlap(out, Path(given))
         if how is not None:
             raise UserError(

@@ -34,11 +34,87 @@ FAST = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, checkpoint_every=0)
         ("mobilebert", LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)),
     ],
 )
-def test_each_loss_term_trains_a_student(family, loss, tiny_models, reviews_csv, tmp_path):
+def test_run_distill_writes_a_student_with_any_loss_term(
+    family, loss, tiny_models, reviews_csv, tmp_path
+):
     cfg = DistillConfig(student=StudentSpec(family), loss=loss, train=FAST)
     summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
     assert summary["history"][0]["loss"] > 0
     assert 0 <= summary["test_accuracy"] <= 1 and summary["examples"]["test"] == 16
+    assert (tmp_path / "s" / "model.safetensors").is_file()
+
+
+TERMS = ("ce", "kd", "hidden", "attention")
+
+
+def _distances(trainee, teacher, batch):
+    """Each term's distance (CE to labels, KL to the teacher's logits, hidden MSE through
+    the projections, attention KL) of the student on ``batch``."""
+    import torch
+
+    every = LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)
+    trainee.eval()
+    with torch.no_grad():
+        teacher_out = teacher(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=True,
+            output_attentions=True,
+        )
+        _, parts = trainee(batch, teacher_out, every)
+    return parts
+
+
+@pytest.mark.parametrize("family", ["squeezebert", "mobilebert"])
+def test_each_loss_term_moves_the_student_toward_its_target(family, tiny_models, reviews_csv):
+    import copy
+
+    import torch
+
+    from pocketbert.converters.distill import load_classifier
+    from pocketbert.converters.distill_loss import DistillLoss
+    from pocketbert.converters.students import build_student, layer_map, student_config
+    from pocketbert.converters.train_loop import Trainee, collate, encode
+    from pocketbert.core.data import load_data
+
+    torch.manual_seed(0)
+    teacher, tokenizer, labels, _ = load_classifier(tiny_models["bert"])
+    teacher.eval()
+    texts, ids = load_data(reviews_csv, teacher_labels=labels).ids("train")
+    batch = collate(encode(tokenizer, texts[:24], ids[:24], 32))
+    config = student_config(teacher.config, StudentSpec(family))
+    student = build_student(None, config, seed=0)  # random: every term starts far away
+    loss = DistillLoss(
+        student.config.hidden_size,
+        teacher.config.hidden_size,
+        layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers),
+        scores=(family == "squeezebert", False),
+    )
+    start = Trainee(student, loss)
+    before = _distances(start, teacher, batch)
+    after = {}
+    for term in TERMS:
+        trainee = copy.deepcopy(start)
+        optimizer = torch.optim.Adam(trainee.parameters(), lr=2e-3)
+        w = LossWeights(**{t: float(t == term) for t in TERMS})
+        for _ in range(25):
+            trainee.train()
+            with torch.no_grad():
+                teacher_out = teacher(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    output_hidden_states=w.hidden > 0,
+                    output_attentions=w.attention > 0,
+                )
+            value, _ = trainee(batch, teacher_out, w)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+        after[term] = _distances(trainee, teacher, batch)
+    for term in TERMS:
+        assert after[term][term] < 0.8 * before[term], (term, before, after[term])
+        for other in set(TERMS) - {term}:  # no other term gets as close to this target
+            assert after[term][term] < after[other][term], (term, other, after)
 
 
 def test_two_stage_and_unlabelled_text(tiny_models, reviews_csv, tmp_path):
