@@ -202,7 +202,7 @@ def test_cli_finetune_missing_labels_refused_then_dropped_with_class_counts(
     assert summary["labels"] == ["negative", "positive"] and summary["unlabelled_dropped"] == 2
     train = summary["class_counts"]["train"]
     assert sum(train.values()) == summary["examples"]["train"]
-    assert f"negative {train['negative']}, positive {train['positive']}" in err
+    assert f"negative: {train['negative']}, positive: {train['positive']}" in err
     assert "2 unlabelled rows dropped" in err
     # each epoch is said once; a non-terminal stderr gets plain lines, no redraws
     assert (out + err).count("epoch 1/1") == 1 and "epoch 1:" not in out

@@ -56,7 +56,7 @@ class LabelledData:
 
     def describe(self) -> str:
         """One line: the examples per split and per class, and the unlabelled rows dropped."""
-        classes = ", ".join(f"{lab} {n}" for lab, n in self.counts().items())
+        classes = ", ".join(f"{lab}: {n}" for lab, n in self.counts().items())
         line = (
             f"data: {len(self.train)} train ({classes}), {len(self.validation)} validation, "
             f"{len(self.test)} test"
