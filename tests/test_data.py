@@ -78,7 +78,11 @@ def test_numeric_labels_sort_numerically_and_teacher_labels_win():
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
     [
-        ("text,label\nfine film,positive\nbad film,\n", ".csv", "1 row\\(s\\) with no label in column 'label' \\(empty, nan or null: row 3\\)"),
+        (
+            "text,label\nfine film,positive\nbad film,\n",
+            ".csv",
+            "1 row\\(s\\) with no label in column 'label' \\(empty, nan or null: row 3\\)",
+        ),
         ("text,label\n", ".csv", "holds no examples"),
         ("words,label\na,b\n", ".csv", "has no text column"),
         ("text,label\na,pos\nb,pos\n", ".csv", "only one label"),
