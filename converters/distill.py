@@ -27,8 +27,14 @@ from pocketbert.converters.students import (
     layer_map,
     student_config,
 )
-from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
-from pocketbert.core.data import LabelledData, load_data
+from pocketbert.converters.train_loop import (
+    TrainConfig,
+    encode,
+    evaluate,
+    run_fingerprint,
+    train,
+)
+from pocketbert.core.data import LabelledData, chance_warning, load_data
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import Progress
 
@@ -141,23 +147,18 @@ def _file_hash(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_distill(
-    teacher_dir: str | Path,
-    data: str | Path | LabelledData,
-    out: str | Path,
-    cfg: DistillConfig | None = None,
-    *,
-    text_column: str | None = None,
-    label_column: str | None = None,
-    resume: bool = False,
-    quiet: bool = False,
-    say: Callable[[str], None] | None = None,
-) -> dict:
-    """Distill ``teacher_dir`` on ``data`` into a student directory at ``out``; returns the summary."""
-    cfg = cfg or DistillConfig()
-    out = Path(out)
-    say = say or Progress(quiet or not _is_main()).say
-    run_dir.check_output(out)
+def _check_before_loading(cfg: DistillConfig, teacher_dir, data, out: Path) -> list[LossWeights]:
+    """Everything that can be refused before a model loads; returns the loss schedule."""
+    run_dir.check_output(
+        out,
+        {
+            "teacher": teacher_dir,
+            "data": data.source if isinstance(data, LabelledData) else data,
+            "unlabelled text": cfg.unlabelled,
+            "student": cfg.student if isinstance(cfg.student, str) else None,
+        },
+        kept={"cache directory": cfg.cache_dir},
+    )
     if cfg.cache_dir:
         try:
             Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
@@ -171,44 +172,22 @@ def run_distill(
         raise UserError(
             "unlabelled or augmented text needs a distillation term (kd, hidden or attention > 0)"
         )
-    teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
-    if not isinstance(data, LabelledData):
-        data = load_data(
-            data,
-            text_column=text_column,
-            label_column=label_column,
-            seed=cfg.train.seed,
-            teacher_labels=teacher_labels,
-        )
-    if len(data.labels) != teacher.config.num_labels:
-        raise UserError(
-            f"the data has {len(data.labels)} labels ({', '.join(data.labels)}) but the teacher "
-            f"predicts {teacher.config.num_labels}; labels must agree"
-        )
-    train_texts, train_labels = data.ids("train")
-    student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
-    sizes = {"teacher": describe(teacher), "student": describe(student)}
-    say(
-        f"student {student.config.model_type}: {sizes['student']['params'] / 1e6:.2f}M params "
-        f"({sizes['student']['transformer_layer_params'] / 1e6:.2f}M in layers, teacher "
-        f"{sizes['teacher']['transformer_layer_params'] / 1e6:.2f}M), "
-        f"{sizes['student']['flops_seq128'] / 1e9:.2f} GFLOPs at seq 128 "
-        f"(teacher {sizes['teacher']['flops_seq128'] / 1e9:.2f})"
-    )
-    fingerprint = run_fingerprint(
-        teacher=teacher_hash,
-        data=data.sha256,
-        student=student_cfg,
-        schedule=schedule,
-        train=cfg.train,
-        unlabelled=_file_hash(cfg.unlabelled),
-        augment=cfg.augment,
-        init_from_teacher=cfg.init_from_teacher,
-    )
-    work = run_dir.start(out, fingerprint, resume)
+    return schedule
 
-    max_len = cfg.train.max_seq_len
-    extra: list[str] = []  # text only the teacher labels (distillation terms only)
+
+def _say_sizes(sizes: dict, family: str, say: Callable[[str], None]) -> None:
+    s, t = sizes["student"], sizes["teacher"]
+    say(
+        f"student {family}: {s['params'] / 1e6:.2f}M params "
+        f"({s['transformer_layer_params'] / 1e6:.2f}M in layers, teacher "
+        f"{t['transformer_layer_params'] / 1e6:.2f}M), "
+        f"{s['flops_seq128'] / 1e9:.2f} GFLOPs at seq 128 (teacher {t['flops_seq128'] / 1e9:.2f})"
+    )
+
+
+def _extra_texts(cfg: DistillConfig, train_texts, tokenizer, teacher, say) -> list[str]:
+    """Text only the teacher labels: the unlabelled file and augmented variants."""
+    extra: list[str] = []
     if cfg.unlabelled:
         from pocketbert.core.texts import read_texts
 
@@ -224,26 +203,83 @@ def run_distill(
         )
         say(f"augmented: {len(variants)} variants of {len(train_texts)} training sentences")
         extra += variants
+    return extra
+
+
+def _cache_path(cfg: DistillConfig, teacher_hash: str, train_set) -> Path | None:
+    if not cfg.cache_dir:
+        return None
+    key = hashlib.sha256(json.dumps([teacher_hash, train_set]).encode()).hexdigest()[:24]
+    return Path(cfg.cache_dir) / f"teacher-logits-{key}.pt"
+
+
+def run_distill(
+    teacher_dir: str | Path,
+    data: str | Path | LabelledData,
+    out: str | Path,
+    cfg: DistillConfig | None = None,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    drop_unlabelled: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """Distill ``teacher_dir`` on ``data`` into a student directory at ``out``; returns the summary."""
+    cfg = cfg or DistillConfig()
+    out = Path(out)
+    say = say or Progress(quiet or not _is_main()).say
+    schedule = _check_before_loading(cfg, teacher_dir, data, out)
+    teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
+    if not isinstance(data, LabelledData):
+        data = load_data(
+            data,
+            text_column=text_column,
+            label_column=label_column,
+            seed=cfg.train.seed,
+            teacher_labels=teacher_labels,
+            drop_unlabelled=drop_unlabelled,
+        )
+    if len(data.labels) != teacher.config.num_labels:
+        raise UserError(
+            f"the data has {len(data.labels)} labels ({', '.join(data.labels)}) but the teacher "
+            f"predicts {teacher.config.num_labels}; labels must agree"
+        )
+    say(data.describe())
+    train_texts, train_labels = data.ids("train")
+    student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
+    sizes = {"teacher": describe(teacher), "student": describe(student)}
+    _say_sizes(sizes, student.config.model_type, say)
+    fingerprint = run_fingerprint(
+        teacher=teacher_hash,
+        data=data.sha256,
+        student=student_cfg,
+        schedule=schedule,
+        train=cfg.train,
+        unlabelled=_file_hash(cfg.unlabelled),
+        augment=cfg.augment,
+        init_from_teacher=cfg.init_from_teacher,
+    )
+    work = run_dir.start(out, fingerprint, resume)
+
+    max_len = cfg.train.max_seq_len
+    extra = _extra_texts(cfg, train_texts, tokenizer, teacher, say)
     train_set = encode(
         tokenizer, train_texts + extra, train_labels + [IGNORE] * len(extra), max_len
     )
-    val_set = encode(tokenizer, *data.ids("validation"), max_len)
     test_set = encode(tokenizer, *data.ids("test"), max_len)
     mapping = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    cache = None
-    if cfg.cache_dir:
-        key = hashlib.sha256(json.dumps([teacher_hash, train_set]).encode()).hexdigest()[:24]
-        cache = Path(cfg.cache_dir) / f"teacher-logits-{key}.pt"
     result = train(
         student,
         teacher,
         train_set,
-        val_set,
+        encode(tokenizer, *data.ids("validation"), max_len),
         schedule,
         cfg.train,
         work,
         layer_map=mapping,
-        teacher_cache=cache,
+        teacher_cache=_cache_path(cfg, teacher_hash, train_set),
         resume=resume,
         quiet=quiet,
         say=say,
@@ -262,13 +298,7 @@ def run_distill(
         "layer_map": mapping,
         "loss": [asdict(w) for w in schedule],
         "train": asdict(cfg.train),
-        "labels": data.labels,
-        "examples": {
-            "train": len(data.train),
-            "validation": len(data.validation),
-            "test": len(data.test),
-            "unlabelled": len(train_set) - len(data.train),
-        },
+        **data_summary(data, unlabelled=len(train_set) - len(data.train)),
         "history": result.history,
         "test_accuracy": round(student_acc, 5),
         "teacher_test_accuracy": round(teacher_acc, 5),
@@ -277,8 +307,27 @@ def run_distill(
         "examples_per_s": round(result.examples_per_s, 1),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
+    warning = chance_warning(teacher_acc, data, "test", "teacher", kept=True)
+    if warning:
+        summary["warning"] = warning
+        say(f"warning: {warning}")
     save_result(student, tokenizer, summary, work, out)
     return summary
+
+
+def data_summary(data: LabelledData, **more: int) -> dict:
+    """The summary's record of the data: labels, examples per split and per class."""
+    return {
+        "labels": data.labels,
+        "examples": {
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "test": len(data.test),
+            **more,
+        },
+        "class_counts": {split: data.counts(split) for split in ("train", "validation", "test")},
+        "unlabelled_dropped": data.dropped,
+    }
 
 
 def save_result(model, tokenizer, summary: dict, work: Path, out: Path) -> None:

@@ -24,7 +24,7 @@ import torch
 from pocketbert.converters.int8_embedding import int8_embeddings
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
-from pocketbert.converters.squeeze_linear import squeezebert_channels_last
+from pocketbert.converters.squeezebert_channels_last import squeezebert_channels_last
 from pocketbert.core.errors import first_line
 
 # Nodes that are graph plumbing, not kernels the runtime executes.

@@ -12,13 +12,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pocketbert.converters import run_dir
-from pocketbert.converters.distill import save_result
+from pocketbert.converters.distill import data_summary, save_result
 from pocketbert.converters.distill_loss import LossWeights
 from pocketbert.converters.model import load_pretrained, source_hash
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
-from pocketbert.converters.train_loop import TrainConfig, encode, evaluate, run_fingerprint, train
-from pocketbert.core.data import LabelledData, load_data
+from pocketbert.converters.train_loop import (
+    TrainConfig,
+    encode,
+    evaluate,
+    run_fingerprint,
+    train,
+)
+from pocketbert.core.data import LabelledData, chance_warning, load_data
 from pocketbert.core.progress import Progress
 
 
@@ -44,6 +50,7 @@ def run_finetune(
     *,
     text_column: str | None = None,
     label_column: str | None = None,
+    drop_unlabelled: bool = False,
     resume: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
@@ -52,9 +59,18 @@ def run_finetune(
     cfg = cfg or TrainConfig(epochs=2, lr=5e-5)
     out = Path(out)
     say = say or Progress(quiet or not _is_main()).say
-    run_dir.check_output(out)
+    run_dir.check_output(
+        out, {"model": model_dir, "data": data.source if isinstance(data, LabelledData) else data}
+    )
     if not isinstance(data, LabelledData):
-        data = load_data(data, text_column=text_column, label_column=label_column, seed=cfg.seed)
+        data = load_data(
+            data,
+            text_column=text_column,
+            label_column=label_column,
+            seed=cfg.seed,
+            drop_unlabelled=drop_unlabelled,
+        )
+    say(data.describe())
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
     fingerprint = run_fingerprint(
         model=source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
@@ -74,17 +90,17 @@ def run_finetune(
         "base": str(model_dir),
         **describe(model),
         "train": asdict(cfg),
-        "labels": data.labels,
-        "examples": {
-            "train": len(data.train),
-            "validation": len(data.validation),
-            "test": len(data.test),
-        },
+        **data_summary(data),
         "history": result.history,
         "test_accuracy": round(test_acc, 5),
         "train_seconds": round(result.seconds, 1),
         "examples_per_s": round(result.examples_per_s, 1),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
+    val_accuracy = result.history[-1]["val_accuracy"]
+    warning = chance_warning(val_accuracy, data, "validation", "teacher")
+    if warning:
+        summary["warning"] = warning
+        say(f"warning: {warning}")
     save_result(model, tokenizer, summary, work, out)
     return summary

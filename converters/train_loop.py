@@ -15,16 +15,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
+from pocketbert.converters.batches import Example, LengthBatches, collate, encode
 from pocketbert.converters.checkpoints import Checkpoints
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.converters.pointwise_conv import einsum_pointwise
-from pocketbert.converters.teacher_cache import TEACHER_LOGITS, Example, with_teacher_logits
-from pocketbert.core.errors import UserError
+from pocketbert.converters.teacher_cache import TEACHER_LOGITS, with_teacher_logits
+
+__all__ = ["TrainConfig", "collate", "encode", "evaluate", "run_fingerprint", "train"]
+from pocketbert.core.errors import UserError, first_line
+from pocketbert.core.progress import progress_bar
+from pocketbert.core.threads import check_threads
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,10 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200  # optimizer steps (and always at the end of an epoch)
     eval_batch_size: int = 128
+    threads: int | None = None  # torch's intra-op threads (None: torch's default)
 
     def __post_init__(self) -> None:
+        check_threads(self.threads, "threads")
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError(
                 f"epochs ({self.epochs}) and batch size ({self.batch_size}) must be >= 1"
@@ -57,72 +65,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per epoch
     seconds: float = 0.0
     examples_per_s: float = 0.0
-
-
-def encode(tokenizer, texts: list[str], labels: list[int], max_len: int) -> list[Example]:
-    ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
-    return list(zip(ids, labels, strict=True))
-
-
-def collate(batch: list[Example], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    width = max(len(ex[0]) for ex in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (ids, *_) in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        mask[row, : len(ids)] = 1
-    labels = torch.tensor([ex[1] for ex in batch], dtype=torch.long)
-    out = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
-    if len(batch[0]) > 2:  # the teacher's logits, computed once before training
-        out["teacher_logits"] = torch.stack([ex[2] for ex in batch])
-    return out
-
-
-class LengthBatches(Sampler[list[int]]):
-    """Batches of similar-length examples (little padding) in an order set by (seed, epoch).
-
-    Shuffle, cut into chunks of 50 batches, sort each chunk by length, batch it, shuffle
-    the batches. Set ``epoch`` before iterating.
-    """
-
-    CHUNK = 50
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, drop_last: bool) -> None:
-        self.lengths, self.batch_size, self.seed, self.drop_last = (
-            lengths,
-            batch_size,
-            seed,
-            drop_last,
-        )
-        self.epoch = 0
-
-    def _sizes(self) -> list[int]:
-        n, chunk = len(self.lengths), self.batch_size * self.CHUNK
-        sizes = []
-        for start in range(0, n, chunk):
-            m = min(chunk, n - start)
-            sizes += [self.batch_size] * (m // self.batch_size)
-            if m % self.batch_size and not self.drop_last:
-                sizes.append(m % self.batch_size)
-        return sizes
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        perm = torch.randperm(len(self.lengths), generator=g).tolist()
-        chunk, bs = self.batch_size * self.CHUNK, self.batch_size
-        batches = []
-        for start in range(0, len(perm), chunk):
-            part = sorted(perm[start : start + chunk], key=lambda i: self.lengths[i])
-            batches += [
-                b
-                for k in range(0, len(part), bs)
-                if len(b := part[k : k + bs]) == bs or not self.drop_last
-            ]
-        order = torch.randperm(len(batches), generator=g).tolist()
-        return iter([batches[i] for i in order])
-
-    def __len__(self) -> int:
-        return len(self._sizes())
 
 
 class Trainee(nn.Module):
@@ -181,7 +123,48 @@ def evaluate(
     return correct / max(total, 1)
 
 
-def train(
+@dataclass
+class _Run:
+    """What one training run holds between its steps (see ``train``)."""
+
+    accelerator: Any
+    trainee: Any  # the prepared Trainee
+    teacher: nn.Module | None
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    sampler: LengthBatches
+    val_set: list[Example]
+    cfg: TrainConfig
+    state: dict = field(default_factory=dict)
+    started: float = 0.0
+
+
+def _fresh_state() -> dict:
+    return {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "history": [],
+        "seconds": 0.0,
+        "examples": 0,
+        "ema": None,
+    }
+
+
+def _param_groups(trainee: nn.Module, weight_decay: float) -> list[dict]:
+    no_decay = ("bias", "LayerNorm.weight", "layernorm.weight", "NoNorm")
+    named = list(trainee.named_parameters())
+    return [
+        {
+            "params": [p for n, p in named if not any(k in n for k in no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+
+
+def _setup(
     student: nn.Module,
     teacher: nn.Module | None,
     train_set: list[Example],
@@ -189,23 +172,17 @@ def train(
     schedule: list[LossWeights],
     cfg: TrainConfig,
     work: Path,
-    *,
-    layer_map: list[int] | None = None,
-    teacher_cache: Path | None = None,
-    resume: bool = False,
-    quiet: bool = False,
-    say: Callable[[str], None] = print,
-) -> TrainResult:
-    """Train ``student`` in place on ``train_set``; one LossWeights per epoch in ``schedule``.
-
-    When a stage takes only logits from the teacher, they are computed once and kept at
-    ``teacher_cache`` (default: in ``work``); stages that need its hidden states or
-    attention run it live.
-    """
+    layer_map: list[int] | None,
+    teacher_cache: Path | None,
+    quiet: bool,
+    say: Callable[[str], None],
+) -> _Run:
+    """The loss, the teacher's cached logits, the batches, the optimizer and its schedule."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     accelerator = _accelerator()
     set_seed(cfg.seed)
     t_hidden = teacher.config.hidden_size if teacher is not None else student.config.hidden_size
@@ -228,7 +205,9 @@ def train(
         if any(w.needs_teacher and not w.needs_internals for w in schedule):
             say(f"teacher: logits for {len(train_set)} training examples, computed once")
             path = teacher_cache or work / TEACHER_LOGITS
-            train_set = with_teacher_logits(teacher, train_set, path, accelerator.device, quiet)
+            train_set = with_teacher_logits(
+                teacher, train_set, path, accelerator.device, quiet, say
+            )
     sampler = LengthBatches(
         [len(ex[0]) for ex in train_set],
         cfg.batch_size,
@@ -238,20 +217,7 @@ def train(
     loader = DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator()
     )
-    no_decay = ("bias", "LayerNorm.weight", "layernorm.weight", "NoNorm")
-    groups = [
-        {
-            "params": [
-                p for n, p in trainee.named_parameters() if not any(k in n for k in no_decay)
-            ],
-            "weight_decay": cfg.weight_decay,
-        },
-        {
-            "params": [p for n, p in trainee.named_parameters() if any(k in n for k in no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = _adamw(groups, cfg.lr)
+    optimizer = _adamw(_param_groups(trainee, cfg.weight_decay), cfg.lr)
     # counted before sharding: Accelerate steps the scheduler once per process per step
     schedule_steps = len(loader) * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(
@@ -260,81 +226,131 @@ def train(
     trainee, optimizer, loader, scheduler = accelerator.prepare(
         trainee, optimizer, loader, scheduler
     )
-    steps_per_epoch = len(loader)
-    total_steps = steps_per_epoch * cfg.epochs
+    return _Run(accelerator, trainee, teacher, optimizer, scheduler, loader, sampler, val_set, cfg)
 
-    ckpts = Checkpoints(work)
-    state = {
-        "epoch": 0,
-        "step_in_epoch": 0,
-        "global_step": 0,
-        "history": [],
-        "seconds": 0.0,
-        "examples": 0,
-        "ema": None,
-    }
-    if resume and (latest := ckpts.latest()) is not None:
-        accelerator.load_state(str(latest))
+
+def _restore(run: _Run, ckpts: Checkpoints, resume: bool, say: Callable[[str], None]) -> None:
+    """Start from the newest checkpoint when resuming, else from step 0."""
+    run.state = _fresh_state()
+    if not resume or (latest := ckpts.latest()) is None:
+        return
+    try:
+        run.accelerator.load_state(str(latest))
         state = json.loads((latest / "trainer_state.json").read_text())
-        say(
-            f"resuming from {latest.name} (epoch {state['epoch'] + 1}, step {state['global_step']})"
-        )
+        missing = set(_fresh_state()) - set(state)
+        if missing:
+            raise ValueError(f"trainer_state.json lacks {', '.join(sorted(missing))}")
+    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint fails in many ways
+        raise UserError(
+            f"the checkpoint '{latest}' is damaged and cannot be resumed ({first_line(exc)}); "
+            f"run without --resume to start over (or delete '{ckpts.root.parent}')"
+        ) from exc
+    run.state = state
+    say(f"resuming from {latest.name} (epoch {state['epoch'] + 1}, step {state['global_step']})")
 
-    bar = tqdm(
-        total=total_steps,
+
+def _step(run: _Run, batch: dict[str, torch.Tensor], w: LossWeights) -> float:
+    """One optimizer step on ``batch`` with the loss weights ``w``; returns the loss."""
+    from accelerate.utils import set_seed
+
+    set_seed(run.cfg.seed * 1_000_003 + run.state["global_step"], device_specific=True)
+    teacher_out = None
+    cached = batch.pop("teacher_logits", None)
+    if cached is not None and not w.needs_internals:
+        teacher_out = SimpleNamespace(logits=cached)
+    elif run.teacher is not None and w.needs_teacher:
+        with torch.no_grad():
+            teacher_out = run.teacher(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_hidden_states=w.hidden > 0,
+                output_attentions=w.attention > 0,
+            )
+    value, _parts = run.trainee(batch, teacher_out, w)
+    run.accelerator.backward(value)
+    run.accelerator.clip_grad_norm_(run.trainee.parameters(), 1.0)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state = run.state
+    state["global_step"] += 1
+    state["examples"] += int(batch["input_ids"].shape[0]) * run.accelerator.num_processes
+    loss = float(value.detach())
+    state["ema"] = loss if state["ema"] is None else 0.9 * state["ema"] + 0.1 * loss
+    return loss
+
+
+def _end_epoch(run: _Run, epoch: int) -> dict:
+    """Validation accuracy after ``epoch``; the epoch's row is added to the history."""
+    student = run.accelerator.unwrap_model(run.trainee).student
+    accuracy = evaluate(student, run.val_set, run.cfg.eval_batch_size, run.accelerator)
+    row = {
+        "epoch": epoch + 1,
+        "loss": round(run.state["ema"] or 0.0, 5),
+        "val_accuracy": round(accuracy, 5),
+    }
+    run.state["history"].append(row)
+    return row
+
+
+def train(
+    student: nn.Module,
+    teacher: nn.Module | None,
+    train_set: list[Example],
+    val_set: list[Example],
+    schedule: list[LossWeights],
+    cfg: TrainConfig,
+    work: Path,
+    *,
+    layer_map: list[int] | None = None,
+    teacher_cache: Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``student`` in place on ``train_set``; one LossWeights per epoch in ``schedule``.
+
+    When a stage takes only logits from the teacher, they are computed once and kept at
+    ``teacher_cache`` (default: in ``work``); stages that need its hidden states or
+    attention run it live.
+    """
+    run = _setup(
+        student,
+        teacher,
+        train_set,
+        val_set,
+        schedule,
+        cfg,
+        work,
+        layer_map,
+        teacher_cache,
+        quiet,
+        say,
+    )
+    ckpts = Checkpoints(work)
+    _restore(run, ckpts, resume, say)
+    state, accelerator = run.state, run.accelerator
+    steps_per_epoch = len(run.loader)
+    bar = progress_bar(
+        total=steps_per_epoch * cfg.epochs,
         initial=state["global_step"],
         disable=quiet or not accelerator.is_local_main_process,
         unit="step",
-        dynamic_ncols=True,
-        leave=False,
     )
     started = time.perf_counter() - state["seconds"]
-
-    def note(message: str) -> None:  # a line above the progress bar
-        bar.clear()
-        say(message)
-        bar.refresh()
-
     # SqueezeBERT's pointwise convolutions train as einsums; restored even if training fails
-    with einsum_pointwise(accelerator.unwrap_model(trainee).student):
+    with einsum_pointwise(accelerator.unwrap_model(run.trainee).student):
         for epoch in range(state["epoch"], cfg.epochs):
-            w = schedule[epoch]
-            sampler.epoch = epoch
-            trainee.train()
+            run.sampler.epoch = epoch
+            run.trainee.train()
             skip = state["step_in_epoch"]
-            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+            batches = accelerator.skip_first_batches(run.loader, skip) if skip else run.loader
             for step_in_epoch, batch in enumerate(batches, start=skip):
-                set_seed(cfg.seed * 1_000_003 + state["global_step"], device_specific=True)
-                teacher_out = None
-                cached = batch.pop("teacher_logits", None)
-                if cached is not None and not w.needs_internals:
-                    teacher_out = SimpleNamespace(logits=cached)
-                elif teacher is not None and w.needs_teacher:
-                    with torch.no_grad():
-                        teacher_out = teacher(
-                            input_ids=batch["input_ids"],
-                            attention_mask=batch["attention_mask"],
-                            output_hidden_states=w.hidden > 0,
-                            output_attentions=w.attention > 0,
-                        )
-                value, _parts = trainee(batch, teacher_out, w)
-                accelerator.backward(value)
-                accelerator.clip_grad_norm_(trainee.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["global_step"] += 1
-                state["examples"] += int(batch["input_ids"].shape[0]) * accelerator.num_processes
-                ema = state["ema"]
-                state["ema"] = ema = (
-                    float(value.detach())
-                    if ema is None
-                    else 0.9 * ema + 0.1 * float(value.detach())
-                )
+                _step(run, batch, schedule[epoch])
                 elapsed = time.perf_counter() - started
                 bar.set_postfix(
                     epoch=epoch + 1,
-                    loss=f"{ema:.4f}",
+                    loss=f"{state['ema']:.4f}",
                     ex_s=f"{state['examples'] / max(elapsed, 1e-9):.0f}",
                 )
                 bar.update(1)
@@ -345,18 +361,13 @@ def train(
                 ):
                     state.update(epoch=epoch, step_in_epoch=step_in_epoch + 1, seconds=elapsed)
                     ckpts.save(accelerator, state)
-            accuracy = evaluate(
-                accelerator.unwrap_model(trainee).student, val_set, cfg.eval_batch_size, accelerator
+            row = _end_epoch(run, epoch)
+            bar.clear()  # the epoch's line goes above the bar
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, "
+                f"validation accuracy {row['val_accuracy']:.2%}"
             )
-            row = {
-                "epoch": epoch + 1,
-                "loss": round(state["ema"] or 0.0, 5),
-                "val_accuracy": round(accuracy, 5),
-            }
-            state["history"].append(row)
-            note(
-                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, validation accuracy {accuracy:.2%}"
-            )
+            bar.refresh()
             state.update(epoch=epoch + 1, step_in_epoch=0, seconds=time.perf_counter() - started)
             ckpts.save(accelerator, state)
     bar.close()

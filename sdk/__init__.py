@@ -4,59 +4,108 @@
     pocketbert.export("my-model", "out/bundle", format="onnx", precision="int8-dynamic")
     pocketbert.load("out/bundle").predict(["a fine film"])
 
-Importing pocketbert loads neither torch nor a runtime; each verb imports what it needs.
+Each verb takes the thing it works on plus one options object (or its fields as keyword
+arguments). Importing pocketbert loads neither torch nor transformers nor a runtime; each
+verb imports what it needs when it is called.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pocketbert.core.errors import UserError
+from pocketbert.training import (
+    DistillOptions,
+    FinetuneOptions,
+    distill,
+    finetune,
+    propose_student,
+)
+
+if TYPE_CHECKING:
+    from pocketbert.exporter import Result
+    from pocketbert.predict import Predictor
+    from pocketbert.profiler.run import Options as ProfileOptions
+
 __version__ = "0.1.0"
 
-from pocketbert.core.errors import UserError  # noqa: E402
+
+class _Default:
+    """An argument left out: the verb's own module supplies its default."""
+
+    def __repr__(self) -> str:
+        return "<default>"
 
 
-def export(model, out, **options):
-    """Export a model to verified bundles; see :func:`pocketbert.exporter.export`."""
+DEFAULT: Any = _Default()
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not DEFAULT}
+
+
+def export(
+    model: str | Path,
+    out: str | Path,
+    *,
+    format: str | list[str] = DEFAULT,
+    precision: str | list[str] = DEFAULT,
+    task: str | None = DEFAULT,
+    calibration: str | Path | list[str] | None = DEFAULT,
+    max_seq_len: int = DEFAULT,
+    allow_parity_failure: bool = DEFAULT,
+    quiet: bool = DEFAULT,
+    **options: Any,
+) -> list[Result]:
+    """Export a model to verified bundles; see :func:`pocketbert.exporter.export`.
+
+    Defaults (format onnx, precision fp32, max_seq_len 128, ...) are the exporter's.
+    """
     from pocketbert.exporter import export as _export
 
-    return _export(model, out, **options)
+    given = _given(
+        format=format,
+        precision=precision,
+        task=task,
+        calibration=calibration,
+        max_seq_len=max_seq_len,
+        allow_parity_failure=allow_parity_failure,
+        quiet=quiet,
+    )
+    return _export(model, out, **given, **options)
 
 
-def load(bundle, **options):
-    """Load a bundle for prediction; see :func:`pocketbert.predict.load`."""
+def load(bundle: str | Path, *, threads: int | None = DEFAULT, **options: Any) -> Predictor:
+    """Load a bundle (directory or .zip) for prediction; see :func:`pocketbert.predict.load`."""
     from pocketbert.predict import load as _load
 
-    return _load(bundle, **options)
+    return _load(bundle, **_given(threads=threads), **options)
 
 
-def profile(bundles, devices, **options):
-    """Measure (or estimate) bundles on devices; see :func:`pocketbert.profiler.run.profile`."""
+def profile(
+    bundles: list[str | Path],
+    devices: list[str],
+    *,
+    options: ProfileOptions | None = DEFAULT,
+    store: str | Path | None = DEFAULT,
+    catalog: str | Path | None = DEFAULT,
+    quiet: bool = DEFAULT,
+    **fields: Any,
+) -> list[dict]:
+    """Measure (or estimate) bundles on devices; see :func:`pocketbert.profiler.run.profile`.
+
+    ``fields``: the profiler's Options fields (runs, warmup, threads, seq_lens, ...).
+    """
     from pocketbert.profiler.run import profile as _profile
 
-    return _profile(bundles, devices, **options)
-
-
-def distill(*args, **options):
-    """Distill a teacher into a student; see :func:`pocketbert.distilling.distill`."""
-    from pocketbert.distilling import distill as _distill
-
-    return _distill(*args, **options)
-
-
-def finetune(*args, **options):
-    """Fine-tune a pretrained encoder into a task teacher; see :func:`pocketbert.distilling.finetune`."""
-    from pocketbert.distilling import finetune as _finetune
-
-    return _finetune(*args, **options)
-
-
-def propose_student(*args, **options):
-    """A student config with its params and FLOPs; see :func:`pocketbert.distilling.propose_student`."""
-    from pocketbert.distilling import propose_student as _propose
-
-    return _propose(*args, **options)
+    given = _given(options=options, store=store, catalog=catalog, quiet=quiet)
+    return _profile(bundles, devices, **given, **fields)
 
 
 __all__ = [
+    "DistillOptions",
+    "FinetuneOptions",
     "UserError",
     "__version__",
     "distill",

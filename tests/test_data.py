@@ -78,7 +78,11 @@ def test_numeric_labels_sort_numerically_and_teacher_labels_win():
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
     [
-        ("text,label\nfine film,positive\nbad film,\n", ".csv", "line 3 has no label"),
+        (
+            "text,label\nfine film,positive\nbad film,\n",
+            ".csv",
+            "1 row\\(s\\) with no label in column 'label' \\(empty, nan or null: row 3\\)",
+        ),
         ("text,label\n", ".csv", "holds no examples"),
         ("words,label\na,b\n", ".csv", "has no text column"),
         ("text,label\na,pos\nb,pos\n", ".csv", "only one label"),
@@ -123,3 +127,32 @@ def test_datasets_directory_without_datasets_package_is_user_error(tmp_path):
 def test_data_module_does_not_import_torch():
     code = "import sys, pocketbert.core.data; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "missing"),
+    [(".csv", "nan"), (".csv", "NaN"), (".csv", ""), (".jsonl", "NaN"), (".jsonl", "null")],
+)
+def test_missing_labels_are_refused_or_dropped_never_a_class_when_cell_is(
+    tmp_path, suffix, missing
+):
+    rows = [(t, "nan" if i in (3, 8, 9) else y) for i, (t, y) in enumerate(ROWS)]
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".csv":
+        _csv(path, [(t, missing if y == "nan" else y) for t, y in rows])
+    else:  # NaN and null as json.dumps writes them
+        cell = {"NaN": "NaN", "null": "null"}[missing]
+        path.write_text(
+            "".join(
+                f'{{"text": {json.dumps(t)}, "label": {cell if y == "nan" else json.dumps(y)}}}\n'
+                for t, y in rows
+            )
+        )
+    first = 5 if suffix == ".csv" else 4  # CSV rows count the header
+    with pytest.raises(UserError, match=f"3 row.*no label.*row {first}, .*--drop-unlabelled"):
+        load_data(path)
+    data = load_data(path, drop_unlabelled=True)
+    assert data.labels == ["negative", "positive"] and data.dropped == 3
+    assert len(data.train) + len(data.validation) + len(data.test) == len(ROWS) - 3
+    assert sum(data.counts().values()) == len(data.train)
+    assert "3 unlabelled rows dropped" in data.describe()

@@ -25,7 +25,7 @@ def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(batch, 
     import copy
 
     from pocketbert.converters.model import export_ready, load_model
-    from pocketbert.converters.squeeze_linear import squeezebert_channels_last
+    from pocketbert.converters.squeezebert_channels_last import squeezebert_channels_last
 
     loaded = load_model(tiny_models["squeezebert"])
     rewritten = export_ready(loaded)  # grouped convs already Linear: the exporters' input
@@ -44,7 +44,7 @@ def test_channels_last_encoder_matches_the_model_it_rewrites_when_padded(batch, 
 def test_channels_last_leaves_other_architectures_alone(tiny_models):
     from transformers import AutoModelForSequenceClassification
 
-    from pocketbert.converters.squeeze_linear import squeezebert_channels_last
+    from pocketbert.converters.squeezebert_channels_last import squeezebert_channels_last
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
     assert squeezebert_channels_last(model) == 0

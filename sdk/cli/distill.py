@@ -1,4 +1,7 @@
-"""The ``distill`` and ``finetune`` verbs; sdk/cli.py adds them with ``add_parsers``.
+"""The ``distill`` and ``finetune`` verbs; sdk/cli/main.py adds them with ``add_parsers``.
+
+Each builds its options object (``pocketbert.training.DistillOptions`` / ``FinetuneOptions``)
+from the flags, which are named as its fields, and calls the same verb as the Python API.
 
     pocketbert finetune MODEL --data reviews.csv -o out/teacher
     pocketbert distill --teacher out/teacher --student squeezebert --size small --data reviews.csv -o out/student
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
@@ -23,6 +27,11 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
         "--label-column", default=None, help="default: label, labels, sentiment, class or target"
     )
     p.add_argument(
+        "--drop-unlabelled",
+        action="store_true",
+        help="leave out rows whose label is empty, nan or null (default: refuse the data)",
+    )
+    p.add_argument(
         "-o", "--output", help="model directory to write (replaced only when the run finishes)"
     )
     p.add_argument("--epochs", type=int, default=epochs)
@@ -30,6 +39,7 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--max-seq-len", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument(
         "--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints"
     )
@@ -46,14 +56,21 @@ def _need(args: argparse.Namespace, *names: str) -> None:
         raise UserError(f"{args.command} needs {' and '.join(missing)}")
 
 
+def options_from_args(cls, args: argparse.Namespace, **more):
+    """The options dataclass ``cls`` from the parsed flags (a flag per field, same name)."""
+    from dataclasses import fields
+
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, "quiet": args.quiet or args.json, **more})
+
+
 def _report(args: argparse.Namespace, summary: dict, what: str) -> None:
+    """The run's result on stdout (epoch lines were already shown as progress on stderr)."""
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    for row in summary["history"]:
-        print(
-            f"epoch {row['epoch']}: loss {row['loss']:.4f}  validation accuracy {row['val_accuracy']:.2%}"
-        )
+    if "warning" in summary and args.quiet:  # otherwise already said with the progress
+        print(f"warning: {summary['warning']}", file=sys.stderr)
     line = f"{what}: test accuracy {summary['test_accuracy']:.2%}"
     if "teacher_test_accuracy" in summary:
         line += f" (teacher {summary['teacher_test_accuracy']:.2%}, kept {summary['accuracy_kept']:.1%})"
@@ -64,23 +81,13 @@ def _report(args: argparse.Namespace, summary: dict, what: str) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from pocketbert.cli.common import quiet_libraries
-    from pocketbert.distilling import distill, propose_student
+    from pocketbert.training import KNOBS, DistillOptions, distill, propose_student
 
+    knobs = {k: getattr(args, k) for k in KNOBS}
+    options = options_from_args(
+        DistillOptions, args, knobs=knobs, init_from_teacher=not args.random_init
+    )
     quiet_libraries()
-    knobs = {
-        k: getattr(args, k)
-        for k in (
-            "layers",
-            "hidden",
-            "heads",
-            "intermediate",
-            "groups",
-            "bottleneck",
-            "embedding",
-            "ffns",
-            "no_norm",
-        )
-    }
     if args.dry_run:
         _need(args, "teacher")
         proposal = propose_student(args.teacher, args.student, args.size, knobs)
@@ -95,56 +102,19 @@ def cmd_distill(args: argparse.Namespace) -> int:
                 )
         return 0
     _need(args, "teacher", "data", "output")
-    summary = distill(
-        args.teacher,
-        args.data,
-        args.output,
-        student=args.student,
-        size=args.size,
-        knobs=knobs,
-        loss=args.loss,
-        two_stage=args.two_stage,
-        stage1_epochs=args.stage1_epochs,
-        unlabelled=args.unlabelled,
-        augment=args.augment,
-        cache_dir=args.cache_dir,
-        init_from_teacher=not args.random_init,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_seq_len=args.max_seq_len,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        resume=args.resume,
-        quiet=args.quiet or args.json,
-    )
+    summary = distill(args.teacher, args.data, args.output, options)
     _report(args, summary, f"{summary['student_family']} student")
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from pocketbert.cli.common import quiet_libraries
-    from pocketbert.distilling import finetune
+    from pocketbert.training import FinetuneOptions, finetune
 
+    options = options_from_args(FinetuneOptions, args)
     quiet_libraries()
     _need(args, "data", "output")
-    summary = finetune(
-        args.model,
-        args.data,
-        args.output,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_seq_len=args.max_seq_len,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        resume=args.resume,
-        quiet=args.quiet or args.json,
-    )
+    summary = finetune(args.model, args.data, args.output, options)
     _report(args, summary, "teacher")
     return 0
 

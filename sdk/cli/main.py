@@ -104,11 +104,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version (the package's own when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pocketbert")
+    except PackageNotFoundError:
+        from pocketbert import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pocketbert",
         description="Distill, quantize, export, verify and profile BERT-family models for devices.",
     )
+    parser.add_argument("--version", action="version", version=f"pocketbert {_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress output")
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")

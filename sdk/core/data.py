@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,9 @@ FRACTIONS = (0.8, 0.1, 0.1)
 KINDS = "a .csv/.tsv/.jsonl file with text and label columns, or a directory of such split files"
 
 Row = tuple[str, str]  # (text, label)
+# label cells that mean "no label" (what pandas, spreadsheets and json.dumps(NaN) write)
+MISSING = frozenset({"", "nan", "-nan", "null", "na", "n/a", "<na>", "#n/a"})
+SHOWN_ROWS = 5  # row numbers named in a missing-label message
 
 
 @dataclass
@@ -39,11 +42,33 @@ class LabelledData:
     labels: list[str]
     source: str
     sha256: str
+    dropped: int = 0  # unlabelled rows left out (drop_unlabelled=True)
 
     def ids(self, split: str) -> tuple[list[str], list[int]]:
         index = {lab: i for i, lab in enumerate(self.labels)}
         rows = getattr(self, split)
         return [t for t, _ in rows], [index[lab] for _, lab in rows]
+
+    def counts(self, split: str = "train") -> dict[str, int]:
+        """Examples per label in ``split``, in label order."""
+        found = Counter(lab for _, lab in getattr(self, split))
+        return {lab: found.get(lab, 0) for lab in self.labels}
+
+    def describe(self) -> str:
+        """One line: the examples per split and per class, and the unlabelled rows dropped."""
+        classes = ", ".join(f"{lab}: {n}" for lab, n in self.counts().items())
+        line = (
+            f"data: {len(self.train)} train ({classes}), {len(self.validation)} validation, "
+            f"{len(self.test)} test"
+        )
+        return line + (f"; {self.dropped} unlabelled rows dropped" if self.dropped else "")
+
+
+def is_missing(label: object) -> bool:
+    """True for a label cell that holds no label: None, NaN, or an empty/"nan"/"null" cell."""
+    if label is None or (isinstance(label, float) and label != label):
+        return True
+    return str(label).strip().lower() in MISSING
 
 
 def _pick(
@@ -95,34 +120,46 @@ def read_records(path: Path) -> list[dict]:
 
 
 def _rows(
-    records: list[dict], path: Path, text_column: str | None, label_column: str | None
-) -> list[Row]:
+    records: list[dict],
+    path: Path,
+    text_column: str | None,
+    label_column: str | None,
+    drop_unlabelled: bool = False,
+) -> tuple[list[Row], int]:
+    """(rows, unlabelled rows dropped); a UserError for unlabelled rows unless dropping them."""
     if not records:
         raise UserError(f"'{path}' holds no examples; give {KINDS}")
     columns = list(records[0].keys())
     tcol = _pick(columns, text_column, TEXT_COLUMNS, "text", path)
     lcol = _pick(columns, label_column, LABEL_COLUMNS, "label", path)
-    rows = []
+    rows, unlabelled = [], []
     line0 = 1 if path.suffix.lower() == ".jsonl" else 2  # CSV: the header is row 1
     for n, record in enumerate(records, line0):
         text, label = record.get(tcol), record.get(lcol)
-        if label is None or str(label).strip() == "":
-            raise UserError(
-                f"'{path}' line {n} has no label in column '{lcol}'; every example needs one"
-            )
+        if is_missing(label):
+            unlabelled.append(n)
+            continue
         if not isinstance(text, str) or not text.strip():
             raise UserError(
-                f"'{path}' line {n} has no text in column '{tcol}'; every example needs one"
+                f"'{path}' row {n} has no text in column '{tcol}'; every example needs one"
             )
         if isinstance(label, float) and label.is_integer():
             label = int(label)
         rows.append((text.strip(), str(label).strip()))
-    return rows
+    if unlabelled and not drop_unlabelled:
+        shown = ", ".join(map(str, unlabelled[:SHOWN_ROWS]))
+        more = f" and {len(unlabelled) - SHOWN_ROWS} more" if len(unlabelled) > SHOWN_ROWS else ""
+        raise UserError(
+            f"'{path}' has {len(unlabelled)} row(s) with no label in column '{lcol}' "
+            f"(empty, nan or null: row {shown}{more}); label them, or pass --drop-unlabelled "
+            "to leave them out"
+        )
+    return rows, len(unlabelled)
 
 
 def _datasets_dir(
-    path: Path, text_column: str | None, label_column: str | None
-) -> dict[str, list[Row]]:
+    path: Path, text_column: str | None, label_column: str | None, drop_unlabelled: bool
+) -> tuple[dict[str, list[Row]], int]:
     try:
         import datasets
     except ImportError as exc:
@@ -134,17 +171,18 @@ def _datasets_dir(
     except Exception as exc:  # datasets raises many kinds for a broken directory
         raise UserError(f"cannot read datasets directory '{path}' ({exc})") from exc
     splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
-    out = {}
+    out, dropped = {}, 0
     for name, ds in splits.items():
         lcol = _pick(list(ds.column_names), label_column, LABEL_COLUMNS, "label", path / name)
         feature = ds.features.get(lcol)
         records = [dict(r) for r in ds]
         if hasattr(feature, "int2str"):
             for r in records:
-                if r.get(lcol) is not None and r[lcol] >= 0:
-                    r[lcol] = feature.int2str(r[lcol])
-        out[name] = _rows(records, path / name, text_column, lcol)
-    return out
+                # a ClassLabel of -1 is datasets' "no label"
+                r[lcol] = None if r.get(lcol) in (None, -1) else feature.int2str(r[lcol])
+        out[name], n = _rows(records, path / name, text_column, lcol, drop_unlabelled)
+        dropped += n
+    return out, dropped
 
 
 def _split_files(path: Path) -> dict[str, Path]:
@@ -217,25 +255,33 @@ def load_data(
     label_column: str | None = None,
     seed: int = 0,
     teacher_labels: list[str] | None = None,
+    drop_unlabelled: bool = False,
 ) -> LabelledData:
-    """Read labelled text and split it (seeded, stratified) unless it comes split."""
+    """Read labelled text and split it (seeded, stratified) unless it comes split.
+
+    A row whose label is empty, NaN or null is refused (a UserError naming the rows), or
+    left out and counted with ``drop_unlabelled=True``.
+    """
     path = Path(path)
+    dropped = 0
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-            splits = _datasets_dir(path, text_column, label_column)
+            splits, dropped = _datasets_dir(path, text_column, label_column, drop_unlabelled)
             digest = _hash([p for p in path.rglob("*") if p.is_file()])
         else:
             files = _split_files(path)
             if "train" not in files:
                 raise UserError(f"directory '{path}' has no train.csv/.tsv/.jsonl; give {KINDS}")
-            splits = {
-                k: _rows(read_records(p), p, text_column, label_column) for k, p in files.items()
-            }
+            splits = {}
+            for k, p in files.items():
+                splits[k], n = _rows(read_records(p), p, text_column, label_column, drop_unlabelled)
+                dropped += n
             digest = _hash(list(files.values()))
     elif path.is_file():
         if path.suffix.lower() not in SUFFIXES:
             raise UserError(f"'{path}' has an unknown suffix '{path.suffix}'; give {KINDS}")
-        splits = {"train": _rows(read_records(path), path, text_column, label_column)}
+        rows, dropped = _rows(read_records(path), path, text_column, label_column, drop_unlabelled)
+        splits = {"train": rows}
         digest = _hash([path])
     else:
         raise UserError(f"data '{path}' does not exist; give {KINDS}")
@@ -265,5 +311,41 @@ def load_data(
             )
     labels = label_order(train_labels, teacher_labels)
     return LabelledData(
-        splits["train"], splits["validation"], splits["test"], labels, str(path), digest
+        splits["train"], splits["validation"], splits["test"], labels, str(path), digest, dropped
+    )
+
+
+CHANCE_MARGIN = 0.05  # an accuracy this close to the best blind guess is chance level
+
+
+def chance_warning(
+    accuracy: float, data: LabelledData, split: str, who: str, *, kept: bool = False
+) -> str | None:
+    """A warning when ``accuracy`` on ``data``'s ``split`` is no better than guessing.
+
+    Guessing: always the most common class of that split, or 1 / classes, whichever is
+    higher. ``kept``: the warning is about a student's "kept" figure, which is then
+    measured against a model that learned nothing.
+    """
+    counts = data.counts(split)
+    total = sum(counts.values())
+    if not total:
+        return None
+    majority = max(counts.values()) / total
+    guess = max(majority, 1 / len(counts))
+    if accuracy > guess + CHANCE_MARGIN:
+        return None
+    what = (
+        "so the student's accuracy kept is measured against a model that learned nothing"
+        if kept
+        else "it has learned nothing useful yet"
+    )
+    fix = (
+        "fine-tune the teacher further (pocketbert finetune --epochs, more data, another --lr)"
+        if kept or who == "teacher"
+        else "train longer or on more data"
+    )
+    return (
+        f"the {who}'s {split} accuracy {accuracy:.1%} is at chance level (always guessing the "
+        f"most common class scores {majority:.1%} on {total} examples), {what}; {fix}"
     )

@@ -1,4 +1,8 @@
-"""Progress on stderr for long work; silent with quiet=True."""
+"""Progress on stderr for long work; silent with quiet=True.
+
+``progress_bar`` is a tqdm bar on a terminal; when stderr is a file or a pipe (CI logs,
+``2> log``) it is a few plain lines instead of hundreds of carriage-return redraws.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -35,6 +39,94 @@ class Progress:
             self.say(f"[{i}/{total}] {what} {name(item)}")
             yield item
             self.say(f"[{i}/{total}] {name(item)} done in {time.perf_counter() - start:.1f}s")
+
+
+class PlainBar:
+    """A progress "bar" for a non-terminal stderr: one line at every tenth of the work.
+
+    Offers the part of tqdm's interface the training loop uses (update, set_postfix,
+    clear, refresh, close, iteration).
+    """
+
+    LINES = 10
+
+    def __init__(
+        self,
+        iterable: Any = None,
+        *,
+        total: int | None = None,
+        initial: int = 0,
+        desc: str | None = None,
+        unit: str = "it",
+        disable: bool = False,
+        stream: Any = None,
+    ) -> None:
+        self.iterable = iterable
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.total, self.n, self.desc, self.unit = total, initial, desc, unit
+        self.disable, self.stream = disable, stream
+        self.postfix = ""
+        self._shown = self._tenth()
+
+    def _tenth(self) -> int:
+        return self.n * self.LINES // self.total if self.total else 0
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        tenth = self._tenth()
+        if tenth > self._shown or (self.n == self.total and self._shown < self.LINES):
+            self._shown = tenth
+            self._line()
+
+    def _line(self) -> None:
+        if self.disable:
+            return
+        head = f"{self.desc}: " if self.desc else ""
+        count = f"{self.n}/{self.total}" if self.total else str(self.n)
+        pct = f" ({self.n / self.total:.0%})" if self.total else ""
+        tail = f"  {self.postfix}" if self.postfix else ""
+        print(f"{head}{count} {self.unit}{pct}{tail}", file=self.stream or sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update(1)
+
+
+def is_terminal(stream: Any = None) -> bool:
+    stream = stream or sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress_bar(iterable: Any = None, **options: Any):
+    """A tqdm bar on a terminal, a :class:`PlainBar` (a line per tenth) anywhere else.
+
+    ``options``: total, initial, desc, unit, disable (and, on a terminal, other tqdm options).
+    """
+    if is_terminal():
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, dynamic_ncols=True, leave=False, **options)
+    plain = {
+        k: v for k, v in options.items() if k in ("total", "initial", "desc", "unit", "disable")
+    }
+    return PlainBar(iterable, **plain)
 
 
 @contextmanager

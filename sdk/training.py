@@ -1,0 +1,325 @@
+"""``pocketbert.finetune``, ``pocketbert.distill`` and ``pocketbert.propose_student``.
+
+    import pocketbert
+    pocketbert.finetune(pocketbert.examples.minilm_path(), "reviews.csv", "out/teacher", epochs=2)
+    summary = pocketbert.distill("out/teacher", "reviews.csv", "out/student",
+                                 pocketbert.DistillOptions(student="squeezebert", loss="kd=1,hidden=1"))
+
+Each verb takes what it works on plus one options object (:class:`FinetuneOptions`,
+:class:`DistillOptions`); keyword arguments are the same fields and build (or override) it.
+The CLI builds the same objects from its flags. Each writes a transformers model directory
+(model, tokenizer, ``summary.json``) and returns the summary. Options are checked when made,
+without torch; torch is imported only when a verb runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pocketbert.core.errors import UserError, choices
+from pocketbert.core.threads import check_threads
+
+FAMILIES = ("bert", "mobilebert", "squeezebert")
+SIZES = ("tiny", "small", "medium")
+KNOBS = (
+    "layers",
+    "hidden",
+    "heads",
+    "intermediate",
+    "groups",
+    "bottleneck",
+    "embedding",
+    "ffns",
+    "no_norm",
+)
+LOSS_TERMS = ("ce", "kd", "hidden", "attention", "temperature")
+DEFAULT_LOSS = {"ce": 1.0, "kd": 1.0, "hidden": 1.0, "attention": 1.0, "temperature": 2.0}
+
+
+def parse_loss(spec: str | dict | None) -> dict[str, float]:
+    """``"ce=1,kd=1,hidden=0.5"`` or a dict -> loss weights (terms not named are 0)."""
+    if spec is None:
+        return dict(DEFAULT_LOSS)
+    if isinstance(spec, str):
+        items = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, sep, value = part.partition("=")
+            try:
+                items[name.strip()] = float(value) if sep else 1.0
+            except ValueError as exc:
+                raise UserError(
+                    f"loss term '{part}' is not NAME=NUMBER (e.g. kd=1,hidden=0.5)"
+                ) from exc
+        spec = items
+    unknown = sorted(set(spec) - set(LOSS_TERMS))
+    if unknown:
+        raise UserError(
+            f"unknown loss term(s) {', '.join(unknown)}; choose from: {choices(LOSS_TERMS)}"
+        )
+    weights = {"ce": 0.0, "kd": 0.0, "hidden": 0.0, "attention": 0.0, "temperature": 2.0, **spec}
+    bad = sorted(k for k, v in weights.items() if not isinstance(v, int | float) or v < 0)
+    if bad or weights["temperature"] <= 0:
+        raise UserError(
+            f"loss weights must be numbers >= 0 and the temperature > 0 (got {spec}); "
+            "e.g. ce=1,kd=1,temperature=2"
+        )
+    return {k: float(v) for k, v in weights.items()}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What fine-tuning and distillation share: the data, the optimizer, the run."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-4
+    max_seq_len: int = 128
+    seed: int = 0
+    checkpoint_every: int = 200  # optimizer steps between checkpoints (0: epoch ends only)
+    text_column: str | None = None  # default: text, sentence, review or content
+    label_column: str | None = None  # default: label, labels, sentiment, class or target
+    drop_unlabelled: bool = False  # leave out rows whose label is empty/nan/null (else refuse)
+    threads: int | None = None  # torch threads (default: torch's choice)
+    resume: bool = False  # continue the unfinished run writing to the same output
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a whole number >= 1, not {value!r}")
+        if isinstance(self.checkpoint_every, bool) or not (
+            isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0
+        ):
+            raise UserError(
+                f"checkpoint_every must be a whole number of steps >= 0, not {self.checkpoint_every!r}"
+            )
+
+    def train_config(self):
+        """The converters' TrainConfig (checks the learning rate and sequence length)."""
+        from pocketbert.converters.train_loop import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_seq_len=self.max_seq_len,
+            seed=self.seed,
+            checkpoint_every=self.checkpoint_every,
+            threads=self.threads,
+        )
+
+    def run_options(self) -> dict[str, Any]:
+        """The keyword arguments every converter run takes."""
+        return {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "drop_unlabelled": self.drop_unlabelled,
+            "resume": self.resume,
+            "quiet": self.quiet,
+        }
+
+
+@dataclass(frozen=True)
+class FinetuneOptions(TrainOptions):
+    """Options of :func:`finetune` (its own defaults: 2 epochs at lr 5e-5)."""
+
+    epochs: int = 2
+    lr: float = 5e-5
+
+
+@dataclass(frozen=True)
+class DistillOptions(TrainOptions):
+    """Options of :func:`distill`.
+
+    ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
+    teacher's tokenizer; ``size``: tiny, small or medium, relative to the teacher;
+    ``knobs``: layers, hidden, heads, intermediate, groups, bottleneck, embedding, ffns,
+    no_norm (override the size); ``loss``: weights of ce, kd, hidden, attention and the
+    temperature (``"kd=1,hidden=1"`` or a dict; terms not named are 0); ``two_stage``:
+    TinyBERT's stages, hidden states and attention maps for ``stage1_epochs`` (default:
+    half), then labels and logits (None: two stages when the loss has terms of both kinds);
+    ``unlabelled``: extra text for the distillation terms; ``augment``: variants of each
+    training sentence with words swapped for their neighbours in the teacher's embeddings,
+    labelled by the teacher; ``cache_dir``: where the teacher's logits are kept for reuse by
+    other students on the same text; ``init_from_teacher``: copy the teacher's weights
+    where shapes allow.
+    """
+
+    student: str | Path = "squeezebert"
+    size: str = "small"
+    knobs: dict[str, Any] | None = None
+    loss: str | dict[str, float] | None = None
+    two_stage: bool | None = None
+    stage1_epochs: int | None = None
+    unlabelled: str | Path | None = None
+    augment: int = 0
+    cache_dir: str | Path | None = None
+    init_from_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "loss", parse_loss(self.loss))
+        knobs = {k: v for k, v in (self.knobs or {}).items() if v is not None}
+        unknown = sorted(set(knobs) - set(KNOBS))
+        if unknown:
+            raise UserError(
+                f"unknown student knob(s) {', '.join(unknown)}; choose from: {choices(KNOBS)}"
+            )
+        object.__setattr__(self, "knobs", knobs)
+        if str(self.student) in FAMILIES:
+            if self.size not in SIZES:
+                raise UserError(
+                    f"unknown student size '{self.size}'; choose one of: {choices(SIZES)}"
+                )
+        elif Path(self.student).is_dir():
+            if knobs:
+                raise UserError(
+                    "student knobs apply to a family (bert, mobilebert, squeezebert), "
+                    "not a model directory"
+                )
+        else:
+            raise UserError(
+                f"unknown student '{self.student}'; choose one of: {choices(FAMILIES)}, "
+                "or give a model directory"
+            )
+        if isinstance(self.augment, bool) or not isinstance(self.augment, int) or self.augment < 0:
+            raise UserError(
+                f"augment={self.augment}: give the number of variants per sentence (0 or more)"
+            )
+
+    def student_spec(self):
+        """The converters' StudentSpec, or the student model directory."""
+        if str(self.student) not in FAMILIES:
+            return str(self.student)
+        from pocketbert.converters.students import StudentSpec
+
+        return StudentSpec(str(self.student), self.size, **self.knobs)
+
+    def distill_config(self):
+        """The converters' DistillConfig these options describe."""
+        from pocketbert.converters.distill import DistillConfig
+        from pocketbert.converters.distill_loss import LossWeights
+
+        return DistillConfig(
+            student=self.student_spec(),
+            loss=LossWeights(**self.loss),
+            train=self.train_config(),
+            two_stage=self.two_stage,
+            stage1_epochs=self.stage1_epochs,
+            unlabelled=str(self.unlabelled) if self.unlabelled else None,
+            augment=self.augment,
+            cache_dir=str(self.cache_dir) if self.cache_dir else None,
+            init_from_teacher=self.init_from_teacher,
+        )
+
+
+Opts = TypeVar("Opts", bound=TrainOptions)
+
+
+def make_options(cls: type[Opts], options: Opts | None, overrides: dict[str, Any]) -> Opts:
+    """``options`` (or the defaults) with ``overrides`` applied; unknown names are a UserError."""
+    if options is not None and not isinstance(options, cls):
+        raise UserError(f"options must be a {cls.__name__}, not {type(options).__name__}")
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise UserError(
+            f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; choose from: {choices(valid)}"
+        )
+    return dataclasses.replace(options, **overrides) if options is not None else cls(**overrides)
+
+
+def with_options_signature(cls: type[TrainOptions]) -> Callable[[Callable], Callable]:
+    """Show ``cls``'s fields as keyword parameters in the verb's signature (help(), IDEs)."""
+
+    def decorate(func: Callable) -> Callable:
+        own = [
+            p
+            for p in inspect.signature(func).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        hints = {f.name: f.type for f in fields(cls)}
+        extra = [
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+            )
+            for f in fields(cls)
+        ]
+        func.__signature__ = inspect.Signature(
+            own + extra, return_annotation=inspect.signature(func).return_annotation
+        )
+        return func
+
+    return decorate
+
+
+def propose_student(
+    teacher: str | Path,
+    student: str = "squeezebert",
+    size: str = "small",
+    knobs: dict[str, Any] | None = None,
+) -> dict:
+    """The student's config, parameters and FLOPs at seq 128 beside the teacher's; no training."""
+    spec = DistillOptions(student=student, size=size, knobs=knobs).student_spec()
+    if isinstance(spec, str):
+        raise UserError("propose_student needs a student family, not a model directory")
+    from pocketbert.converters.distill import load_classifier
+    from pocketbert.converters.model import load_model
+    from pocketbert.converters.students import build_student, describe, student_config
+
+    try:
+        model = load_classifier(teacher)[0]
+    except UserError:  # a pretrained encoder: sizes are still worth showing
+        model = load_model(teacher, task="embedding").module.model
+    config = student_config(model.config, spec)
+    return {
+        "family": spec.family,
+        "config": config.to_diff_dict(),
+        "student": describe(build_student(None, config)),
+        "teacher": describe(model),
+    }
+
+
+@with_options_signature(DistillOptions)
+def distill(
+    teacher: str | Path,
+    data: str | Path,
+    out: str | Path,
+    options: DistillOptions | None = None,
+    **overrides: Any,
+) -> dict:
+    """Distill a fine-tuned ``teacher`` on labelled ``data`` into a student directory ``out``.
+
+    ``options``: a :class:`DistillOptions`; keyword arguments are its fields (and override
+    it). Returns the summary also written to ``out/summary.json``.
+    """
+    opts = make_options(DistillOptions, options, overrides)
+    from pocketbert.converters.distill import run_distill
+
+    return run_distill(teacher, data, out, opts.distill_config(), **opts.run_options())
+
+
+@with_options_signature(FinetuneOptions)
+def finetune(
+    model: str | Path,
+    data: str | Path,
+    out: str | Path,
+    options: FinetuneOptions | None = None,
+    **overrides: Any,
+) -> dict:
+    """Fine-tune a pretrained encoder (or classifier) on labelled ``data`` into a classifier at ``out``.
+
+    ``options``: a :class:`FinetuneOptions`; keyword arguments are its fields (and override
+    it). Returns the summary also written to ``out/summary.json``.
+    """
+    opts = make_options(FinetuneOptions, options, overrides)
+    from pocketbert.converters.finetune import run_finetune
+
+    return run_finetune(model, data, out, opts.train_config(), **opts.run_options())
