@@ -15,6 +15,7 @@ import pytest
 import yaml
 from test_devices import run_cli
 
+from pocketbert.bundle import remote_name
 from pocketbert.devices import Device
 from pocketbert.lab import TRANSPORTS
 from pocketbert.lab.emulated import (
@@ -158,7 +159,7 @@ def test_ssh_transport_measures_bundle_on_loopback_sshd(sshd, onnx_bundle, tmp_p
         "pi-loop",
     )
     assert len(record["samples_ms"]) == 5 and record["memory"]["file_mb"] > 0
-    assert (Path(sshd["workdir"]) / onnx_bundle.name / "record.json").is_file()
+    assert (Path(sshd["workdir"]) / remote_name(onnx_bundle) / "record.json").is_file()
 
 
 def test_ssh_unreachable_host_fails_in_one_line_and_keeps_other_results(
@@ -217,7 +218,7 @@ def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
     )
     assert record["status"] == "ok", record.get("error")
     assert (record["method"], record["transport"]) == ("measured", "adb")
-    assert (phone / onnx_bundle.name / "manifest.json").is_file()
+    assert (phone / remote_name(onnx_bundle) / "bundle" / "manifest.json").is_file()
 
 
 def test_device_killed_mid_run_is_reported_failed_not_missing(onnx_bundle, tmp_path):
