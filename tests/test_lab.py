@@ -111,8 +111,18 @@ def sshd(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def stand_in_adb(tmp_path: Path, name: str = "adb", kill_after: float | None = None) -> Path:
-    """An `adb` that executes push/pull/shell on this machine; optionally the phone drops out."""
+def stand_in_adb(
+    tmp_path: Path,
+    name: str = "adb",
+    kill_after: float | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+) -> Path:
+    """An `adb` that executes push/pull/shell on this machine; optionally the phone drops out.
+
+    As the real one does, `shell` joins its words with spaces for the phone's `sh -c` (run in
+    ``cwd``); ``log`` gets each call's argv as one JSON line.
+    """
     script = tmp_path / name
     dropout = (
         ""
@@ -126,16 +136,22 @@ def stand_in_adb(tmp_path: Path, name: str = "adb", kill_after: float | None = N
     )
     script.write_text(
         f"#!{sys.executable}\n"
+        + f"LOG, CWD = {str(log) if log else None!r}, {str(cwd) if cwd else None!r}\n"
         + textwrap.dedent("""\
-        import os, shutil, signal, subprocess, sys
+        import json, os, shutil, signal, subprocess, sys
         args = sys.argv[1:]
+        if LOG:
+            with open(LOG, "a") as fh:
+                fh.write(json.dumps(args) + "\\n")
         if args[:1] == ["-s"]:
             args = args[2:]
         if args[0] in ("push", "pull"):
             os.makedirs(os.path.dirname(os.path.abspath(args[2])), exist_ok=True)
             shutil.copy(args[1], args[2])
             sys.exit(0)
-        proc = subprocess.Popen(["sh", "-c", " ".join(args[1:])], start_new_session=True)""")
+        proc = subprocess.Popen(
+            ["sh", "-c", " ".join(args[1:])], start_new_session=True, cwd=CWD
+        )""")
         + textwrap.dedent(dropout)
         + "\nsys.exit(proc.wait())\n"
     )
