@@ -73,9 +73,9 @@ def test_adb_transport_runs_no_injected_command_when_bundle_and_workdir_names_ar
     phone = tmp_path / "phone it's;touch PWNED2;'"
     path = adb_phone(tmp_path, phone, log, sandbox)
     (record,) = profile([bundle], ["phone"], runs=2, warmup=0, catalog=path, store=None, quiet=True)
-    assert record["status"] == "ok", record.get("error")
     created = [p.name for p in tmp_path.rglob("PWNED*")] + [p.name for p in Path().glob("PWNED*")]
     assert created == []
+    assert record["status"] == "ok", record.get("error")
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     shell = [argv[argv.index("shell") + 1 :] for argv in calls if "shell" in argv]
     assert len(shell) == 2 and all(HOSTILE not in " ".join(words) for words in shell)
