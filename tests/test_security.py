@@ -83,6 +83,42 @@ def test_adb_transport_runs_no_injected_command_when_bundle_and_workdir_names_ar
     assert (phone / remote_name(bundle) / "record.json").is_file()
 
 
+def stand_in_ssh(bin_dir: Path, sandbox: Path) -> Path:
+    """An `ssh` that runs the remote command with this machine's `sh -c` (in ``sandbox``), as
+    sshd would hand it to the login shell: its words joined by spaces."""
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "ssh"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys\n"
+        "args = sys.argv[1:]\n"
+        "while args[0] in ('-o', '-i', '-p'):\n"
+        "    args = args[2:]\n"
+        f"sys.exit(subprocess.call(['sh', '-c', ' '.join(args[1:])], cwd={str(sandbox)!r}))\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_ssh_transport_runs_no_injected_command_when_bundle_and_workdir_names_are_hostile(
+    onnx_bundle, tmp_path, monkeypatch
+):
+    bundle = copy_bundle(onnx_bundle, tmp_path, HOSTILE)
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    ssh = stand_in_ssh(tmp_path / "bin", sandbox)
+    monkeypatch.setenv("PATH", f"{ssh.parent}{os.pathsep}{os.environ['PATH']}")
+    board = tmp_path / "board it's;touch PWNED2;'"
+    path = catalog(
+        tmp_path, entry("pi", "ssh", host="pi", workdir=str(board), python=sys.executable)
+    )
+    (record,) = profile([bundle], ["pi"], runs=2, warmup=0, catalog=path, store=None, quiet=True)
+    assert [p.name for p in tmp_path.rglob("PWNED*")] == []
+    assert record["status"] == "ok", record.get("error")
+    assert (board / remote_name(bundle) / "bundle" / "model.onnx").is_file()
+    assert (board / remote_name(bundle) / "record.json").is_file()
+
+
 # -- 2. links --------------------------------------------------------------------------------
 
 
