@@ -24,17 +24,20 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _declared_output_kind(session) -> str | None:
-    """The numpy kind ('f', 'i', ...) of the file's first output before the adapter's cast to
-    float32, where the session tells it; None where it does not."""
+def _declared_output_type(session) -> str | None:
+    """The file's own dtype of its first output, before the adapter's cast to float32, where
+    the session tells it (``output_dtypes``, or onnxruntime's output metadata); else None."""
     dtypes = getattr(session, "output_dtypes", None)
     if dtypes:
-        return np.dtype(dtypes[0]).kind
+        return np.dtype(dtypes[0]).name
     inner = getattr(session, "_session", None)  # onnxruntime's InferenceSession
     if inner is not None and hasattr(inner, "get_outputs"):
-        kind = inner.get_outputs()[0].type  # e.g. 'tensor(float)', 'tensor(int64)'
-        return "f" if kind in ("tensor(float)", "tensor(float16)", "tensor(double)") else "i"
+        return str(inner.get_outputs()[0].type)  # e.g. 'tensor(float)', 'tensor(int64)'
     return None
+
+
+def _is_float(dtype: str) -> bool:
+    return "float" in dtype or "double" in dtype
 
 
 def parity_warning(bundle: Bundle) -> str | None:
@@ -85,9 +88,9 @@ class Predictor:
                 f"the model takes inputs ({', '.join(takes)}) but the manifest lists "
                 f"({', '.join(named)})"
             )
-        kind = _declared_output_kind(self.session)
-        if kind is not None and kind != "f":
-            raise self._refuse(f"the model's first output is not floating point (kind '{kind}')")
+        dtype = _declared_output_type(self.session)
+        if dtype is not None and not _is_float(dtype):
+            raise self._refuse(f"the model's first output is {dtype}, not floating point")
         short, longer = self.encoder.feed("probe"), self.encoder.feed(" ".join(["probe"] * 8))
         out = self.session.run(short)[0]
         if self.task == "classification" and out.size != len(self.labels):

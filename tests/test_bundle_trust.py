@@ -171,7 +171,7 @@ def test_load_refuses_a_foreign_model_whose_output_is_token_ids(onnx_bundle, tmp
     output = {"name": "output", "dtype": "float32", "kind": "embedding"}
     edit_manifest(bundle, rehash=True, task="embedding", output=output)
     err = cli_error(capsys, "run", bundle, "hello")
-    assert "the model's first output is not floating point" in err
+    assert "the model's first output is tensor(int64), not floating point" in err
 
 
 def test_load_refuses_a_manifest_whose_inputs_the_model_does_not_take(onnx_bundle, tmp_path):
