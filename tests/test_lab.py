@@ -15,6 +15,7 @@ import pytest
 import yaml
 from test_devices import run_cli
 
+from pocketbert.bundle import remote_name
 from pocketbert.devices import Device
 from pocketbert.lab import TRANSPORTS
 from pocketbert.lab.emulated import (
@@ -110,8 +111,18 @@ def sshd(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def stand_in_adb(tmp_path: Path, name: str = "adb", kill_after: float | None = None) -> Path:
-    """An `adb` that executes push/pull/shell on this machine; optionally the phone drops out."""
+def stand_in_adb(
+    tmp_path: Path,
+    name: str = "adb",
+    kill_after: float | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+) -> Path:
+    """An `adb` that executes push/pull/shell on this machine; optionally the phone drops out.
+
+    As the real one does, `shell` joins its words with spaces for the phone's `sh -c` (run in
+    ``cwd``); ``log`` gets each call's argv as one JSON line.
+    """
     script = tmp_path / name
     dropout = (
         ""
@@ -125,16 +136,22 @@ def stand_in_adb(tmp_path: Path, name: str = "adb", kill_after: float | None = N
     )
     script.write_text(
         f"#!{sys.executable}\n"
+        + f"LOG, CWD = {str(log) if log else None!r}, {str(cwd) if cwd else None!r}\n"
         + textwrap.dedent("""\
-        import os, shutil, signal, subprocess, sys
+        import json, os, shutil, signal, subprocess, sys
         args = sys.argv[1:]
+        if LOG:
+            with open(LOG, "a") as fh:
+                fh.write(json.dumps(args) + "\\n")
         if args[:1] == ["-s"]:
             args = args[2:]
         if args[0] in ("push", "pull"):
             os.makedirs(os.path.dirname(os.path.abspath(args[2])), exist_ok=True)
             shutil.copy(args[1], args[2])
             sys.exit(0)
-        proc = subprocess.Popen(["sh", "-c", " ".join(args[1:])], start_new_session=True)""")
+        proc = subprocess.Popen(
+            ["sh", "-c", " ".join(args[1:])], start_new_session=True, cwd=CWD
+        )""")
         + textwrap.dedent(dropout)
         + "\nsys.exit(proc.wait())\n"
     )
@@ -158,7 +175,7 @@ def test_ssh_transport_measures_bundle_on_loopback_sshd(sshd, onnx_bundle, tmp_p
         "pi-loop",
     )
     assert len(record["samples_ms"]) == 5 and record["memory"]["file_mb"] > 0
-    assert (Path(sshd["workdir"]) / onnx_bundle.name / "record.json").is_file()
+    assert (Path(sshd["workdir"]) / remote_name(onnx_bundle) / "record.json").is_file()
 
 
 def test_ssh_unreachable_host_fails_in_one_line_and_keeps_other_results(
@@ -217,7 +234,7 @@ def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
     )
     assert record["status"] == "ok", record.get("error")
     assert (record["method"], record["transport"]) == ("measured", "adb")
-    assert (phone / onnx_bundle.name / "manifest.json").is_file()
+    assert (phone / remote_name(onnx_bundle) / "bundle" / "manifest.json").is_file()
 
 
 def test_device_killed_mid_run_is_reported_failed_not_missing(onnx_bundle, tmp_path):

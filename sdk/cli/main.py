@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 
 from pocketbert.cli.common import EXIT_BUG, EXIT_USER_ERROR, quiet_libraries
 from pocketbert.core.errors import UserError
@@ -59,9 +60,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pocketbert.predict import load
+    from pocketbert.predict import ParityWarning, load
 
-    predictor = load(args.bundle, threads=args.threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParityWarning)
+        predictor = load(args.bundle, threads=args.threads)
+    for w in caught:  # the bundle's failed gate as one line; anything else as it came
+        if issubclass(w.category, ParityWarning):
+            print(f"pocketbert: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     result = predictor.predict(args.texts)
     if predictor.task == "embedding":
         rows = [

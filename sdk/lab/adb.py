@@ -3,16 +3,21 @@
 ``connect:`` settings: serial (default: the only attached phone), adb (the adb binary,
 default adb), workdir (default /data/local/tmp/pocketbert), python, and agent (a command
 template, e.g. the Android demo's benchmark mode). A phone that drops off the bus mid-run
-makes ``adb shell`` fail and is reported as failed.
+makes ``adb shell`` fail and is reported as failed. On the phone the bundle lands in
+``workdir/bundle-<hash of its manifest>/bundle`` and the record beside it, so no name a
+user chose reaches the phone's shell (and every value that does is quoted).
 """
 
 from __future__ import annotations
 
 import posixpath
+import shlex
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pocketbert.bundle import remote_name
+from pocketbert.bundle_checks import regular_files
 from pocketbert.core.errors import UserError
 from pocketbert.lab.local import describe_exit, run_process
 from pocketbert.lab.registry import Job, agent_command, parse_record, register_transport
@@ -31,17 +36,15 @@ def _adb(device: Device, job: Job, args: list[str], what: str, ok: tuple[int, ..
 
 @register_transport("adb")
 def run(device: Device, job: Job) -> dict:
-    workdir = device.connect.get("workdir", "/data/local/tmp/pocketbert")
-    remote = posixpath.join(workdir, job.bundle.name)
-    _adb(device, job, ["shell", f"rm -rf '{remote}' && mkdir -p '{remote}'"], "setting up")
-    for path in sorted(job.bundle.iterdir()):
-        _adb(
-            device,
-            job,
-            ["push", str(path), posixpath.join(remote, path.name)],
-            "pushing the bundle",
-        )
-    out = posixpath.join(remote, "record.json")
+    files = regular_files(job.bundle)  # a link is refused before anything reaches the phone
+    workdir = str(device.connect.get("workdir", "/data/local/tmp/pocketbert"))
+    home = posixpath.join(workdir, remote_name(job.bundle))  # a hash, never a user's name
+    remote, out = posixpath.join(home, "bundle"), posixpath.join(home, "record.json")
+    # `adb shell` hands its words to the phone's shell: every value in it is quoted
+    setup = f"rm -rf {shlex.quote(home)} && mkdir -p {shlex.quote(remote)}"
+    _adb(device, job, ["shell", setup], "setting up")
+    for rel, path in files.items():  # push and pull take paths as they are (no shell)
+        _adb(device, job, ["push", str(path), posixpath.join(remote, rel)], "pushing the bundle")
     # exit 2 is the agent's own failed record (e.g. no runtime there): pull it and report it
     _adb(
         device,

@@ -4,6 +4,8 @@
 known_hosts (a known_hosts file), python (default python3), workdir (default
 pocketbert-lab, relative to the login directory), agent (a command template).
 Keys only (BatchMode): a device that would ask for a password is reported, not waited on.
+The bundle (regular files only) lands in ``workdir/bundle-<hash of its manifest>/bundle``
+and the record beside it; every value in a remote command is quoted.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import io
 import shlex
 import tarfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pocketbert.bundle import remote_name
+from pocketbert.bundle_checks import regular_files
 from pocketbert.core.errors import UserError
 from pocketbert.lab.local import describe_exit, run_process
 from pocketbert.lab.registry import Job, agent_command, last_line, parse_record, register_transport
@@ -38,11 +43,19 @@ def ssh_argv(device: Device) -> list[str]:
     return [*argv, target]
 
 
-def _tar(job: Job) -> bytes:
+def tar_bundle(bundle: Path) -> bytes:
+    """The bundle's regular files as a tar under ``bundle/``; a link is refused, not packed."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for path in sorted(job.bundle.iterdir()):
-            tf.add(path, arcname=path.name)
+        for rel, path in regular_files(bundle).items():
+            info = tf.gettarinfo(str(path), arcname=f"bundle/{rel}")
+            if not info.isreg():  # replaced since it was checked
+                raise UserError(f"bundle '{bundle}': {rel} is no longer a regular file")
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o644
+            with path.open("rb") as fh:
+                tf.addfile(info, fh)
     return buf.getvalue()
 
 
@@ -68,10 +81,12 @@ def _ssh(device: Device, job: Job, command: str, what: str, stdin: bytes | None 
 
 @register_transport("ssh")
 def run(device: Device, job: Job) -> dict:
-    workdir = device.connect.get("workdir", "pocketbert-lab")
-    remote = f"{workdir}/{job.bundle.name}"
-    setup = f"rm -rf {shlex.quote(remote)} && mkdir -p {shlex.quote(remote)} && tar -xf - -C {shlex.quote(remote)}"
-    _ssh(device, job, setup, "copying the bundle", stdin=_tar(job))
-    command = agent_command(device, job, remote, f"{remote}/record.json")
+    payload = tar_bundle(job.bundle)  # before any connection: a bad bundle sends nothing
+    workdir = str(device.connect.get("workdir", "pocketbert-lab"))
+    home = f"{workdir}/{remote_name(job.bundle)}"  # a hash, never a user-chosen name
+    q = shlex.quote(home)
+    setup = f"rm -rf {q} && mkdir -p {q} && tar -xf - -C {q}"
+    _ssh(device, job, setup, "copying the bundle", stdin=payload)
+    command = agent_command(device, job, f"{home}/bundle", f"{home}/record.json")
     output = _ssh(device, job, command, "the measurement")
     return parse_record(device, output, f"the ssh session ended ({last_line(output)})")

@@ -161,10 +161,10 @@ def profile(
     """
     options = replace(options, **kwargs) if options else Options(**kwargs)
     chosen = get_devices(list(devices), load_devices(catalog))
-    opened = []
-    for b in bundles:
-        bundle = open_bundle(b)  # a corrupt bundle stops everything before any device starts
-        opened.append((bundle.root, bundle.manifest))
+    # a corrupt bundle stops everything before any device starts; the Bundles are held for the
+    # whole run, since a zipped bundle's extracted files live as long as its Bundle
+    held = [open_bundle(b) for b in bundles]
+    opened = [(bundle.root, bundle.manifest) for bundle in held]
     results = ResultsStore(store) if store else None
     records: list[dict] = []
     lock = threading.Lock()
