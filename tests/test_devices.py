@@ -38,10 +38,28 @@ def test_catalog_holds_every_shipped_device_with_its_figures():
             assert device.peak_gops_int8 and device.ram_gb and device.cpu.get("ghz"), device.id
 
 
-def test_catalog_uses_only_registered_transports():
+def test_catalog_uses_only_registered_transports(tmp_path):
+    import yaml
+
     from pocketbert.lab import TRANSPORTS
 
-    assert {d.transport for d in load_devices().values()} <= set(TRANSPORTS)
+    # the shipped file itself, not what the loader let through
+    shipped = yaml.safe_load(default_path().read_text())["devices"]
+    assert {d["transport"] for d in shipped} <= set(TRANSPORTS)
+    # and the loader is what keeps an unregistered transport out
+    path = write_catalog(tmp_path / "d.yaml", [{**GOOD, "transport": "carrier-pigeon"}])
+    with pytest.raises(
+        UserError,
+        match=f"'transport' is 'carrier-pigeon'; choose one of: {', '.join(sorted(TRANSPORTS))}$",
+    ):
+        load_devices(path)
+
+
+def test_repository_catalog_is_the_packaged_one():
+    # run from the repository root, ./devices.yaml is the one used: it must not drift
+    root = Path(__file__).resolve().parents[1] / "devices.yaml"
+    if root.is_file():
+        assert root.read_bytes() == default_path().read_bytes()
 
 
 def test_catalog_entries_cite_their_sources():

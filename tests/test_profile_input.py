@@ -402,7 +402,7 @@ def test_bug_while_estimating_is_a_bug_record_and_exit_1_after_the_other_records
     monkeypatch.setitem(emulated.COUNTERS, "onnx", broken_counter)
     code, out, err = profile_cli([str(onnx_bundle), "--device", "host", "zcu104"], capsys, tmp_path)
     assert code == 1
-    assert "pocketbert: internal error: device zcu104: internal error KeyError" in err
+    assert "pocketbert: device zcu104: internal error KeyError" in err
     assert "this is a bug in pocketbert" in err and "Traceback" in err  # a bug keeps its traceback
     records = {r["device"]: r for r in ResultsStore(tmp_path / "r.jsonl")}
     assert records["host"]["status"] == "ok"

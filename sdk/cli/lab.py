@@ -41,9 +41,9 @@ def _bug_exit(bugs: list[dict]) -> int:
             print(r["traceback"], file=sys.stderr)
     first = bugs[0]
     print(
-        f"pocketbert: internal error: {first['error']} (bundle {first['bundle']}, seq "
-        f"{first.get('seq_len') or '-'}; {len(bugs)} such record(s)): this is a bug in "
-        "pocketbert; please report it with the command you ran and this output",
+        f"pocketbert: {first['error']} (bundle {first['bundle']}, seq {first.get('seq_len') or '-'}"
+        f"; {len(bugs)} such record(s)): this is a bug in pocketbert; please report it with "
+        "the command you ran and this output",
         file=sys.stderr,
     )
     return EXIT_BUG
