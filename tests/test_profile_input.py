@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_devices import run_cli
-from test_lab import catalog, entry, stand_in_adb
+from test_lab import catalog, entry, sshd, stand_in_adb  # noqa: F401  (sshd: a fixture)
 
 from pocketbert.core.errors import UserError
 from pocketbert.profiler.results import ResultsStore
@@ -137,6 +137,18 @@ def test_bare_file_travels_to_a_phone_as_a_one_file_directory(tmp_path):
     assert record["status"] == "ok", record.get("error")
     assert (record["transport"], record["source"], record["seq_len"]) == ("adb", "foreign file", 12)
     (copied,) = phone.iterdir()
+    assert sorted(p.name for p in copied.iterdir()) == ["record.json", "third-party.onnx"]
+
+
+def test_bare_file_travels_over_ssh_as_a_one_file_directory(sshd, tmp_path):  # noqa: F811
+    model = foreign_onnx(tmp_path / "third-party.onnx")
+    path = catalog(tmp_path, entry("pi", "ssh", **sshd))
+    (record,) = profile(
+        [model], ["pi"], runs=3, seq_lens=[12], catalog=path, store=None, quiet=True
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert (record["transport"], record["source"]) == ("ssh", "foreign file")
+    copied = Path(sshd["workdir"]) / f"third-party-{sha(model)[:12]}"
     assert sorted(p.name for p in copied.iterdir()) == ["record.json", "third-party.onnx"]
 
 
@@ -446,3 +458,20 @@ def test_agent_prints_a_bug_record_and_exits_1_on_a_bug(onnx_bundle, tmp_path, m
     record = json.loads(proc.stdout)
     assert proc.returncode == 1 and record["bug"] is True and record["status"] == "error"
     assert "ZeroDivisionError" in proc.stderr
+
+
+def test_bug_in_the_agent_on_a_board_is_a_bug_record_not_a_dropout(sshd, onnx_bundle, tmp_path):  # noqa: F811
+    python = tmp_path / "python-with-a-bug"
+    python.write_text(
+        f"#!{sys.executable}\nimport sys\nimport pocketbert.profiler.stats as stats\n"
+        "stats.summarize = lambda samples: 1 / 0\n"
+        "from pocketbert.profiler.agent import main\nsys.exit(main(sys.argv[3:]))\n"
+    )
+    python.chmod(0o755)
+    path = catalog(tmp_path, entry("pi-bug", "ssh", **{**sshd, "python": str(python)}))
+    (record,) = profile([onnx_bundle], ["pi-bug"], runs=2, catalog=path, store=None, quiet=True)
+    assert (record["status"], record["bug"], record["error_type"]) == (
+        "error",
+        True,
+        "ZeroDivisionError",
+    )
