@@ -1,4 +1,4 @@
-"""What `pocketbert profile` and the agent accept: bare model files, catalogs, thread counts,
+"""What `pocketbert profile` and the agent accept: bare model files, thread counts, estimates,
 --out paths; and how a bug is told apart from a device's failure. Through the real CLI."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from test_devices import run_cli
 from test_lab import catalog, entry, sshd, stand_in_adb  # noqa: F401  (sshd: a fixture)
 
@@ -227,75 +226,6 @@ def test_format_table_columns_fit_their_widest_cell():
         and "a-bundle-name-of-forty-characters-long" in lines[2]
     )
     assert lines[1].index("128") == lines[2].index("128")  # the seq column lines up
-
-
-# --- the catalog: --devices, then ./devices.yaml, then the packaged one --------------------
-
-
-def _lab_catalog(directory: Path, **change) -> Path:
-    dev = {
-        "id": "bench1",
-        "kind": "board",
-        "transport": "local",
-        "formats": ["onnx"],
-        "runtimes": ["onnxruntime"],
-        **change,
-    }
-    path = directory / "devices.yaml"
-    path.write_text(yaml.safe_dump({"devices": [dev]}))
-    return path
-
-
-def test_devices_yaml_in_the_current_directory_is_used_and_named(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    path = _lab_catalog(tmp_path)
-    code, out, err = run_cli(["devices"], capsys)
-    assert code == 0 and "bench1" in out and "pixel4" not in out
-    assert err == f"devices: {path} (found in the current directory)\n"
-    code, out, _ = run_cli(["devices", "--json"], capsys)
-    assert [(r["id"], r["catalog"]) for r in json.loads(out)] == [("bench1", str(path))]
-
-
-def test_profile_records_name_the_catalog_they_used(onnx_bundle, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    path = _lab_catalog(tmp_path)
-    code, out, err = profile_cli(
-        [str(onnx_bundle), "--device", "bench1", "--json"], capsys, tmp_path
-    )
-    assert code == 0 and json.loads(out)[0]["catalog"] == str(path) and "devices:" not in err
-    assert [r["catalog"] for r in ResultsStore(tmp_path / "r.jsonl")] == [str(path)]
-
-
-def test_broken_devices_yaml_in_the_current_directory_is_an_error_not_skipped(
-    onnx_bundle, tmp_path, monkeypatch, capsys
-):
-    monkeypatch.chdir(tmp_path)
-    path = _lab_catalog(tmp_path, kind="toaster")
-    for argv in (["devices"], ["profile", str(onnx_bundle), "--device", "host"]):
-        code, out, err = run_cli(argv, capsys)
-        assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
-        assert f"{path}: device #1 (bench1): 'kind' is 'toaster'" in err
-
-
-def test_packaged_catalog_is_used_and_named_without_a_local_one(tmp_path, monkeypatch, capsys):
-    from pocketbert.devices import default_path
-
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(["devices"], capsys)
-    assert code == 0 and "pixel4" in out
-    assert err == f"devices: {default_path()} (the packaged catalog)\n"
-    code, _, err = run_cli(["devices", "--quiet"], capsys)
-    assert code == 0 and err == ""
-
-
-def test_devices_flag_wins_over_the_local_catalog(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    _lab_catalog(tmp_path, kind="toaster")  # broken, but not the one asked for
-    other = tmp_path / "lab"
-    other.mkdir()
-    path = _lab_catalog(other, id="bench2")
-    code, out, err = run_cli(["devices", "--devices", str(path)], capsys)
-    assert code == 0 and "bench2" in out and err == f"devices: {path} (given with --devices)\n"
 
 
 # --- thread counts ---------------------------------------------------------------------------
