@@ -102,8 +102,16 @@ def write_tokenizer(
 
 
 def remote_name(root: Path) -> str:
-    """The bundle's name on a device: from its manifest's hash, never a user-chosen name."""
-    return f"bundle-{sha256(Path(root) / MANIFEST)[:16]}"
+    """The bundle's name on a device: from its manifest's hash, never a user-chosen name.
+
+    A directory without a manifest (a bare model file staged for a device) is named from
+    the hashes of its files instead.
+    """
+    root = Path(root)
+    if (root / MANIFEST).is_file():
+        return f"bundle-{sha256(root / MANIFEST)[:16]}"
+    listing = json.dumps(file_hashes(root), sort_keys=True).encode()
+    return f"bundle-{hashlib.sha256(listing).hexdigest()[:16]}"
 
 
 @contextmanager

@@ -1,7 +1,10 @@
 """The device catalog (devices.yaml): load it, check every entry, look devices up.
 
-A device is data. An entry that breaks the schema is reported as one line naming the
-file, the entry and the field, so `pocketbert devices` and `pocketbert profile` exit 2.
+A device is data. The catalog is, in this order: the file given (``--devices``), else
+``./devices.yaml`` in the current directory, else the packaged catalog (sdk/assets). An
+entry that breaks the schema is reported as one line naming the file, the entry and the
+field, so `pocketbert devices` and `pocketbert profile` exit 2; a broken ./devices.yaml
+is never skipped for the packaged one.
 """
 
 from __future__ import annotations
@@ -54,13 +57,29 @@ class Device:
         return bool(self.peak_gflops_fp32 and self.mem_bandwidth_gbs)
 
 
+CATALOG = "devices.yaml"
+
+
 def default_path() -> Path:
-    """devices.yaml at the repository root (beside sdk/), else the packaged copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "devices.yaml", here / "assets" / "devices.yaml"):
-        if candidate.is_file():
-            return candidate
-    return here.parent / "devices.yaml"
+    """The catalog that ships with pocketbert."""
+    return Path(__file__).resolve().parent / "assets" / CATALOG
+
+
+def catalog_path(path: str | Path | None = None) -> Path:
+    """The catalog to use: ``path`` if given, else ./devices.yaml if present, else the packaged one."""
+    if path:
+        return Path(path)
+    here = Path.cwd() / CATALOG
+    return here if here.exists() or here.is_symlink() else default_path()
+
+
+def catalog_origin(path: Path) -> str:
+    """Where ``path`` came from, for the line that says which catalog was used."""
+    if path == default_path():
+        return "the packaged catalog"
+    if path == Path.cwd() / CATALOG:
+        return "found in the current directory"
+    return "given with --devices"
 
 
 def _check_entry(entry: Any, where: str) -> Device:
@@ -126,14 +145,20 @@ def _check_entry(entry: Any, where: str) -> Device:
 
 
 def load_devices(path: str | Path | None = None) -> dict[str, Device]:
-    """Every device in the catalog, by id, after checking each entry."""
+    """Every device in the catalog (see :func:`catalog_path`), by id, after checking each entry."""
     import yaml
 
-    path = Path(path) if path else default_path()
+    path = catalog_path(path)
     if not path.is_file():
-        raise UserError(f"device catalog '{path}' does not exist; give --devices FILE")
+        raise UserError(
+            f"device catalog '{path}' does not exist or is not a file; give --devices FILE"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"device catalog '{path}' cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"device catalog '{path}' is not UTF-8 text; fix the catalog") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -158,9 +183,10 @@ def get_devices(ids: list[str], catalog: dict[str, Device]) -> list[Device]:
     return [catalog[i] for i in dict.fromkeys(ids)]
 
 
-def device_rows(catalog: dict[str, Device]) -> list[dict[str, Any]]:
-    """One plain dict per device, for `pocketbert devices` (table or --json)."""
-    return [
+def device_rows(catalog: dict[str, Device], path: Path | None = None) -> list[dict[str, Any]]:
+    """One plain dict per device, for `pocketbert devices` (table or --json); ``catalog``
+    names the file it came from when ``path`` is given."""
+    rows = [
         {
             "id": d.id,
             "kind": d.kind,
@@ -176,6 +202,7 @@ def device_rows(catalog: dict[str, Device]) -> list[dict[str, Any]]:
         }
         for d in catalog.values()
     ]
+    return [{**r, "catalog": str(path)} for r in rows] if path else rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

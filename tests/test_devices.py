@@ -1,4 +1,4 @@
-"""The device catalog: shipped entries, schema errors, look-ups and `pocketbert devices`."""
+"""The device catalog: shipped entries, schema errors, look-ups, lookup order and `pocketbert devices`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from pocketbert.core.errors import UserError
 from pocketbert.devices import default_path, get_devices, load_devices
+from pocketbert.profiler.results import ResultsStore
 
 SHIPPED = ("host", "rpi4", "rpi5", "pixel4", "pixel9", "zcu104")
 
@@ -38,10 +39,28 @@ def test_catalog_holds_every_shipped_device_with_its_figures():
             assert device.peak_gops_int8 and device.ram_gb and device.cpu.get("ghz"), device.id
 
 
-def test_catalog_uses_only_registered_transports():
+def test_catalog_uses_only_registered_transports(tmp_path):
+    import yaml
+
     from pocketbert.lab import TRANSPORTS
 
-    assert {d.transport for d in load_devices().values()} <= set(TRANSPORTS)
+    # the shipped file itself, not what the loader let through
+    shipped = yaml.safe_load(default_path().read_text())["devices"]
+    assert {d["transport"] for d in shipped} <= set(TRANSPORTS)
+    # and the loader is what keeps an unregistered transport out
+    path = write_catalog(tmp_path / "d.yaml", [{**GOOD, "transport": "carrier-pigeon"}])
+    with pytest.raises(
+        UserError,
+        match=f"'transport' is 'carrier-pigeon'; choose one of: {', '.join(sorted(TRANSPORTS))}$",
+    ):
+        load_devices(path)
+
+
+def test_repository_catalog_is_the_packaged_one():
+    # run from the repository root, ./devices.yaml is the one used: it must not drift
+    root = Path(__file__).resolve().parents[1] / "devices.yaml"
+    if root.is_file():
+        assert root.read_bytes() == default_path().read_bytes()
 
 
 def test_catalog_entries_cite_their_sources():
@@ -116,3 +135,61 @@ def test_devices_cli_exits_2_with_one_line_when_catalog_is_malformed(tmp_path, c
         err.count("\n") == 1
         and "'kind' is 'toaster'; choose one of: board, fpga, host, phone" in err
     )
+
+
+# --- the catalog: --devices, then ./devices.yaml, then the packaged one --------------------
+
+
+def _lab_catalog(directory: Path, **change) -> Path:
+    return write_catalog(directory / "devices.yaml", [{**GOOD, "id": "bench1", **change}])
+
+
+def test_devices_yaml_in_the_current_directory_is_used_and_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = _lab_catalog(tmp_path)
+    code, out, err = run_cli(["devices"], capsys)
+    assert code == 0 and "bench1" in out and "pixel4" not in out
+    assert err == f"devices: {path} (found in the current directory)\n"
+    code, out, _ = run_cli(["devices", "--json"], capsys)
+    assert [(r["id"], r["catalog"]) for r in json.loads(out)] == [("bench1", str(path))]
+
+
+def test_profile_records_name_the_catalog_they_used(onnx_bundle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = _lab_catalog(tmp_path)
+    argv = ["profile", str(onnx_bundle), "--device", "bench1", "--runs", "3", "--json"]
+    code, out, err = run_cli([*argv, "--results", str(tmp_path / "r.jsonl")], capsys)
+    assert code == 0 and json.loads(out)[0]["catalog"] == str(path) and "devices:" not in err
+    assert [r["catalog"] for r in ResultsStore(tmp_path / "r.jsonl")] == [str(path)]
+
+
+def test_broken_devices_yaml_in_the_current_directory_is_an_error_not_skipped(
+    onnx_bundle, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    path = _lab_catalog(tmp_path, kind="toaster")
+    for argv in (["devices"], ["profile", str(onnx_bundle), "--device", "host"]):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+        assert f"{path}: device #1 (bench1): 'kind' is 'toaster'" in err
+
+
+def test_packaged_catalog_is_used_and_named_without_a_local_one(tmp_path, monkeypatch, capsys):
+    from pocketbert.devices import default_path
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["devices"], capsys)
+    assert code == 0 and "pixel4" in out
+    assert err == f"devices: {default_path()} (the packaged catalog)\n"
+    code, _, err = run_cli(["devices", "--quiet"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_devices_flag_wins_over_the_local_catalog(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _lab_catalog(tmp_path, kind="toaster")  # broken, but not the one asked for
+    other = tmp_path / "lab"
+    other.mkdir()
+    path = _lab_catalog(other, id="bench2")
+    code, out, err = run_cli(["devices", "--devices", str(path)], capsys)
+    assert code == 0 and "bench2" in out and err == f"devices: {path} (given with --devices)\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import shutil
 import socket
@@ -32,7 +33,34 @@ from pocketbert.profiler.run import profile
 SSHD = shutil.which("sshd") or next(
     (p for p in ("/usr/sbin/sshd", "/usr/bin/sshd") if Path(p).exists()), None
 )
-TESTED_TRANSPORTS = {"local", "ssh", "adb", "emulated"}
+TRANSPORT_TESTS: dict[str, list[str]] = {}  # filled by @covers on the tests below
+
+
+def covers(transport: str):
+    """Mark a test as the one that exercises ``transport``, and check that it really calls it."""
+
+    def mark(test):
+        TRANSPORT_TESTS.setdefault(transport, []).append(test.__name__)
+
+        @functools.wraps(test)
+        def checked(*args, **kwargs):
+            calls, real = [], TRANSPORTS[transport]
+
+            def counted(device, job):
+                calls.append(device.id)
+                return real(device, job)
+
+            TRANSPORTS[transport] = counted
+            try:
+                result = test(*args, **kwargs)
+            finally:
+                TRANSPORTS[transport] = real
+            assert calls, f"{test.__name__} is marked @covers({transport!r}) but never ran it"
+            return result
+
+        return checked
+
+    return mark
 
 
 def free_port() -> int:
@@ -160,9 +188,12 @@ def stand_in_adb(
 
 
 def test_every_registered_transport_is_tested():
-    assert set(TRANSPORTS) == TESTED_TRANSPORTS
+    untested = sorted(set(TRANSPORTS) - set(TRANSPORT_TESTS))
+    assert not untested, f"no test exercises transport(s) {untested}; add one marked @covers"
+    assert set(TRANSPORT_TESTS) <= set(TRANSPORTS)
 
 
+@covers("ssh")
 def test_ssh_transport_measures_bundle_on_loopback_sshd(sshd, onnx_bundle, tmp_path):
     path = catalog(tmp_path, entry("pi-loop", "ssh", **sshd))
     (record,) = profile(
@@ -215,6 +246,7 @@ def test_ssh_session_killed_mid_run_is_reported_failed(sshd, onnx_bundle, tmp_pa
     assert record["error"].startswith("device pi-dies dropped out during the measurement: lost ssh")
 
 
+@covers("adb")
 def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
     adb = stand_in_adb(tmp_path)
     phone = tmp_path / "phone"
@@ -292,6 +324,7 @@ def test_device_without_the_runtime_says_what_to_install_there(onnx_bundle, tmp_
     )
 
 
+@covers("local")
 def test_device_past_its_timeout_is_reported_failed(onnx_bundle, tmp_path):
     path = catalog(tmp_path, entry("slow", "local"))
     (record,) = profile(
@@ -346,6 +379,7 @@ def test_graph_counts_match_the_hand_count_of_a_tiny_bert(onnx_bundle):
         assert cost == bert_cost(layers=2, hidden=32, intermediate=64, heads=2, seq=seq)
 
 
+@covers("emulated")
 def test_estimate_is_labelled_and_never_mixed_with_measurements(onnx_bundle, tmp_path):
     records = profile(
         [onnx_bundle],

@@ -53,6 +53,16 @@ def test_profile_measures_bundle_in_fresh_process_for_every_format(format_bundle
     ]
 
 
+def test_profile_measures_a_bare_model_file_of_every_format(format_bundle, tmp_path):
+    from pocketbert.bundle import open_bundle
+
+    bare = tmp_path / f"third-party{open_bundle(format_bundle).model_path.suffix}"
+    shutil.copyfile(open_bundle(format_bundle).model_path, bare)
+    (record,) = profile([bare], ["host"], runs=3, warmup=1, seq_lens=[16], store=None, quiet=True)
+    assert (record["status"], record["source"], record["seq_len"]) == ("ok", "foreign file", 16)
+    assert record["bundle_sha256"] == record["model_sha256"]
+
+
 def test_median_ci_brackets_the_median_and_narrows_with_more_samples():
     lo, hi = median_ci(list(range(1, 101)))
     assert lo < 50.5 < hi and (lo, hi) == (40, 61)
@@ -182,7 +192,8 @@ def test_profile_cli_reports_format_the_device_cannot_run_and_keeps_other_result
     assert [(r["device"], r["status"]) for r in records if r["device"] == "pixel4"] == [
         ("pixel4", "failed")
     ]
-    assert "host     measured" in out and "FAILED" in out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:3]}
+    assert rows == {"host": "measured", "pixel4": "failed"} and "FAILED" in out
 
 
 def test_profile_cli_json_output_is_machine_readable(onnx_bundle, tmp_path, capsys):

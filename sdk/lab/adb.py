@@ -45,13 +45,14 @@ def run(device: Device, job: Job) -> dict:
     _adb(device, job, ["shell", setup], "setting up")
     for rel, path in files.items():  # push and pull take paths as they are (no shell)
         _adb(device, job, ["push", str(path), posixpath.join(remote, rel)], "pushing the bundle")
-    # exit 2 is the agent's own failed record (e.g. no runtime there): pull it and report it
+    # exit 2 is the agent's own failed record (e.g. no runtime there), exit 1 its bug record:
+    # pull it and report it
     _adb(
         device,
         job,
         ["shell", agent_command(device, job, remote, out)],
         "the measurement",
-        ok=(0, 2),
+        ok=(0, 1, 2),
     )
     with tempfile.TemporaryDirectory(prefix="pocketbert-adb-") as tmp:
         local = Path(tmp) / "record.json"

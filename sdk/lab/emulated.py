@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pocketbert.bundle import open_bundle
-from pocketbert.core.errors import UserError
+from pocketbert.core.errors import UserError, first_line
 from pocketbert.lab.registry import Job, register_transport
 
 if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
@@ -230,32 +229,54 @@ COUNTERS = {
 
 
 def bundle_cost(bundle: Path, seq: int | None) -> tuple[Cost, dict]:
-    b = open_bundle(bundle)
-    fmt = b.manifest["format"]
+    """The work of one inference of a bundle (or a bare model file), and the facts around it."""
+    from pocketbert.profiler.target import open_target
+
+    target = open_target(bundle)
+    fmt = target.manifest["format"]
     if fmt not in COUNTERS:
         raise UserError(
             f"estimates count work from ONNX or TFLite graphs; this bundle is {fmt}. "
             "Estimate an onnx or tflite bundle of the same model"
         )
-    max_len = int(b.manifest["max_seq_len"])
-    effective = (seq or max_len) if b.manifest.get("dynamic_seq", True) else max_len
+    if target.foreign:
+        if fmt == "onnx" and seq is None:
+            raise UserError(
+                f"'{target.model_path.name}' is a bare ONNX file with no stated length; "
+                "give --seq-len to estimate it"
+            )
+        effective = seq
+    else:
+        max_len = int(target.manifest["max_seq_len"])
+        effective = (seq or max_len) if target.manifest.get("dynamic_seq", True) else max_len
     facts = {
-        **b.manifest,
+        **target.manifest,
         "effective_seq_len": effective,
-        "file_bytes": b.model_path.stat().st_size,
+        "file_bytes": target.model_path.stat().st_size,
     }
-    heads = int(b.manifest.get("shape", {}).get("heads") or 1)
-    return COUNTERS[fmt](b.model_path, effective, heads), facts
+    heads = int(target.manifest.get("shape", {}).get("heads") or 1)
+    try:
+        return COUNTERS[fmt](target.model_path, effective, heads), facts
+    except (UserError, KeyError, IndexError, TypeError, AttributeError):
+        raise  # our counting code's own failures are bugs
+    except Exception as exc:
+        if not target.foreign:
+            raise
+        raise UserError(
+            f"'{target.model_path.name}' cannot be read as a {fmt} graph ({first_line(exc)}); "
+            f"give a working {fmt} file"
+        ) from exc
 
 
 @register_transport("emulated")
 def run(device: Device, job: Job) -> dict:
-    cost, manifest = bundle_cost(job.bundle, job.seq_len)
+    cost, manifest = bundle_cost(Path(job.target(str(job.bundle))), job.seq_len)
     estimate = roofline(cost, device, manifest.get("runtime", ""))
-    seq = job.seq_len or int(manifest["max_seq_len"])
+    seq = job.seq_len or manifest["max_seq_len"] or manifest["effective_seq_len"]
     return {
         "status": "ok",
         "method": "estimated",
+        "source": manifest["source"],
         "format": manifest["format"],
         "precision": manifest.get("precision"),
         "runtime": manifest.get("runtime"),

@@ -49,7 +49,7 @@ def run(device: Device, job: Job) -> dict:
             sys.executable,
             "-m",
             "pocketbert.profiler.agent",
-            str(job.bundle),
+            job.target(str(job.bundle)),
             *job.agent_args(),
             "--out",
             str(out),

@@ -1,13 +1,15 @@
 """The transport registry (one dict, one decorator) and the contract every transport keeps.
 
-A transport is ``run(device, job) -> record``: it gets ``job.bundle`` onto the device, runs
-the agent there in a fresh process and returns the agent's JSON record. It raises
-``UserError`` when the device cannot be reached, lacks what the bundle needs, or drops out.
+A transport is ``run(device, job) -> record``: it gets ``job.bundle`` (a directory) onto the
+device, runs the agent there in a fresh process on ``job.target(copied_dir)`` and returns the
+agent's JSON record. It raises ``UserError`` when the device cannot be reached, lacks what
+the bundle needs, or drops out, and :class:`AgentBug` when the agent hit a bug there.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +24,27 @@ if TYPE_CHECKING:
 DEFAULT_AGENT = "{python} -m pocketbert.profiler.agent {bundle} {args} --out {out}"
 
 
+class AgentBug(Exception):
+    """The agent on a device hit a bug (its record says ``bug: true``): not the device's fault."""
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record.get("error") or "the agent hit a bug")
+        self.record = record
+
+
 @dataclass(frozen=True)
 class Job:
-    bundle: Path  # the bundle directory on this machine
+    bundle: Path  # the directory to copy to the device: a bundle, or one bare model file
     runs: int = 50
     warmup: int = 5
     threads: int | None = None
     seq_len: int | None = None
     timeout: float = 600.0  # seconds for this device to finish the measurement
+    model_file: str | None = None  # set when ``bundle`` holds only this bare model file
+
+    def target(self, copied: str) -> str:
+        """What the agent opens, given where ``bundle`` was copied to (a POSIX path)."""
+        return posixpath.join(copied, self.model_file) if self.model_file else copied
 
     def agent_args(self) -> list[str]:
         args = ["--runs", str(self.runs), "--warmup", str(self.warmup)]
@@ -59,20 +74,22 @@ def agent_command(device: Device, job: Job, bundle: str, out: str) -> str:
     template = device.connect.get("agent") or DEFAULT_AGENT
     return template.format(
         python=device.connect.get("python", "python3"),
-        bundle=shlex.quote(bundle),
+        bundle=shlex.quote(job.target(bundle)),
         out=shlex.quote(out),
         args=" ".join(job.agent_args()),
     )
 
 
 def parse_record(device: Device, text: str, how: str) -> dict:
-    """The agent's JSON record from its output; a failed record becomes a UserError."""
+    """The agent's JSON record from its output; a failed record is a UserError, a bug AgentBug."""
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if record.get("bug"):
+                raise AgentBug(record)
             if record.get("status") == "failed":
                 raise UserError(f"device {device.id}: {record.get('error', 'the agent failed')}")
             return record

@@ -1,9 +1,10 @@
-"""The measuring agent: one fresh process that loads a bundle and times it.
+"""The measuring agent: one fresh process that loads a bundle (or a bare model file) and times it.
 
 Runs on the device itself (`pocketbert agent` or `python -m pocketbert.profiler.agent`) with only
 numpy and one runtime installed: it never imports torch, transformers or converters. It
-prints one JSON record on stdout (and writes it to --out when given); on bad input the
-record has ``status: failed`` and the process exits 2.
+prints one JSON record on stdout (and writes it to --out, a file it creates itself, when
+given); on bad input the record has ``status: failed`` and the process exits 2; on a bug
+it has ``status: error``, ``bug: true`` and a short traceback, and the process exits 1.
 
 Memory: ``baseline`` is this process's peak RSS after importing the runtime and before
 loading the model, i.e. a process that only imported the runtime; the model's figure is
@@ -16,17 +17,21 @@ import argparse
 import gc
 import importlib
 import json
+import os
 import resource
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-from pocketbert.bundle import open_bundle
-from pocketbert.core.errors import UserError
+from pocketbert.core.errors import UserError, first_line
+from pocketbert.core.threads import check_threads
 from pocketbert.profiler import hygiene
 from pocketbert.profiler.stats import summarize
+from pocketbert.profiler.target import Target, foreign_feeds, open_target
 
 
 def peak_rss_mb() -> float:
@@ -84,6 +89,40 @@ def time_runs(run, runs: int) -> list[float]:
     return [s / 1e6 for s in samples]
 
 
+def _load(target: Target, threads: int | None):
+    """The runtime session; a foreign file that does not load is the user's input, not a bug."""
+    from pocketbert.runtimes import load
+
+    try:
+        return load(target.model_path, threads=threads)
+    except UserError:
+        raise
+    except Exception as exc:
+        if not target.foreign:
+            raise
+        raise UserError(
+            f"'{target.model_path.name}' does not load in {target.manifest['runtime']} "
+            f"({first_line(exc)}); give a working {target.manifest['format']} file"
+        ) from exc
+
+
+def _first_run(session, feeds: dict, target: Target) -> float:
+    start = time.perf_counter()
+    try:
+        session.run(feeds)
+    except UserError:
+        raise
+    except Exception as exc:
+        if not target.foreign:
+            raise
+        shapes = ", ".join(f"{n} {list(a.shape)}" for n, a in feeds.items())
+        raise UserError(
+            f"'{target.model_path.name}' did not run on inputs built from its signature "
+            f"({shapes}): {first_line(exc)}"
+        ) from exc
+    return (time.perf_counter() - start) * 1e3
+
+
 def measure(
     bundle: str | Path,
     *,
@@ -92,30 +131,31 @@ def measure(
     threads: int | None = None,
     seq_len: int | None = None,
 ) -> dict:
-    """Load ``bundle`` in this process and time it; returns the measured record."""
-    from pocketbert.runtimes import load
-
+    """Load ``bundle`` (or a bare model file) in this process and time it; the measured record."""
     if runs < 1 or warmup < 0:
         raise UserError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
+    check_threads(threads)
     machine = hygiene.snapshot()
-    b = open_bundle(bundle)
-    manifest = b.manifest
+    target = open_target(bundle)
+    manifest = target.manifest
     runtime = manifest.get("runtime", "")
-    max_len = int(manifest["max_seq_len"])
-    seq = seq_len or max_len
-    if not 3 <= seq <= max_len:
-        raise UserError(f"--seq-len {seq} is outside this bundle's range; give 3..{max_len}")
-    effective = seq if manifest.get("dynamic_seq", True) else max_len
+    if not target.foreign:
+        max_len = int(manifest["max_seq_len"])
+        seq = seq_len or max_len
+        if not 3 <= seq <= max_len:
+            raise UserError(f"--seq-len {seq} is outside this bundle's range; give 3..{max_len}")
+        effective = seq if manifest.get("dynamic_seq", True) else max_len
     import_runtime(runtime)
     gc.collect()
     baseline = peak_rss_mb()
     start = time.perf_counter()
-    session = load(b.model_path, threads=threads)
+    session = _load(target, threads)
     load_ms = (time.perf_counter() - start) * 1e3
-    feeds = synthetic_feeds(b.root, seq)
-    start = time.perf_counter()
-    session.run(feeds)
-    first_ms = (time.perf_counter() - start) * 1e3
+    if target.foreign:
+        seq, effective, feeds = foreign_feeds(session, runtime, target.model_path.name, seq_len)
+    else:
+        feeds = synthetic_feeds(target.root, seq)
+    first_ms = _first_run(session, feeds, target)
     for _ in range(warmup):
         session.run(feeds)
     samples = time_runs(lambda: session.run(feeds), runs)
@@ -124,6 +164,8 @@ def measure(
     return {
         "status": "ok",
         "method": "measured",
+        "source": manifest["source"],
+        "model_sha256": manifest["files"].get(manifest["model_file"]),
         "format": manifest["format"],
         "precision": manifest.get("precision"),
         "runtime": runtime,
@@ -140,27 +182,82 @@ def measure(
             "peak_rss_mb": round(peak, 2),
             "runtime_only_rss_mb": round(baseline, 2),
             "model_peak_delta_mb": round(peak - baseline, 2),
-            "file_mb": round(b.model_path.stat().st_size / 1e6, 3),
+            "file_mb": round(target.model_path.stat().st_size / 1e6, 3),
         },
         "machine": machine,
         "warnings": hygiene.warnings_for(machine, summary)
-        + ([f"static-shape file: seq {seq} runs padded to {max_len}"] if effective != seq else []),
+        + (
+            [f"static-shape file: seq {seq} runs padded to {effective}"] if effective != seq else []
+        ),
     }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", help="bundle directory or .zip on this device")
+    p.add_argument("bundle", help="bundle directory or .zip, or a bare .onnx/.tflite/.pte file")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--out", default=None, help="also write the JSON record here")
+    p.add_argument(
+        "--out", default=None, help="also write the JSON record to this new file (never a link)"
+    )
+
+
+def check_out(out: str) -> Path:
+    """``--out`` as a path the agent may create: in an existing writable directory, not a link."""
+    path = Path(out)
+    if path.is_symlink():
+        raise UserError(f"--out '{out}' is a symbolic link; the agent writes only files it creates")
+    if path.is_dir():
+        raise UserError(f"--out '{out}' is a directory; give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"--out '{out}': directory '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out '{out}': directory '{parent}' is not writable")
+    return path
+
+
+def write_out(path: Path, text: str) -> None:
+    """Write a fresh file beside ``path`` (O_EXCL) and rename it over ``path``, never through a link."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write --out '{path}' ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o644)
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if (
+            path.is_symlink()
+        ):  # appeared since check_out: os.replace would not follow it, but say so
+            raise UserError(f"--out '{path}' became a symbolic link; not written")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def bug_record(exc: BaseException) -> dict:
+    """A record of an exception that is not bad input: a bug, with a short traceback."""
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
+    return {
+        "status": "error",
+        "bug": True,
+        "error_type": type(exc).__name__,
+        "error": first_line(exc),
+        "traceback": "".join(frames).rstrip(),
+    }
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    """Measure and print one JSON line; a UserError becomes a failed record and exit 2."""
+    """Measure and print one JSON line: bad input is a failed record and exit 2, a bug exit 1."""
     code = 0
+    out = None
     try:
+        out = check_out(args.out) if args.out else None
         record = measure(
             args.bundle,
             runs=args.runs,
@@ -170,9 +267,16 @@ def run_agent(args: argparse.Namespace) -> int:
         )
     except UserError as exc:
         record, code = {"status": "failed", "error": str(exc)}, 2
+    except Exception as exc:  # not the input's fault: say so, so the lab does not blame the device
+        record, code = bug_record(exc), 1
+        print(record["traceback"], file=sys.stderr)
     text = json.dumps(record)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    if out is not None:
+        try:
+            write_out(out, text)
+        except UserError as exc:
+            record, code = {"status": "failed", "error": str(exc)}, 2
+            text = json.dumps(record)
     print(text, flush=True)
     return code
 

@@ -18,8 +18,11 @@ SCHEMA = 1
 
 
 class ResultsStore:
+    """Appends records to ``path`` (default: ./pocketbert-results.jsonl in the current directory)."""
+
     def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
         self.path = Path(path)
+        self.written = 0  # records this object appended
 
     def append(self, record: dict) -> None:
         line = json.dumps({"schema": SCHEMA, **record}, separators=(",", ":"))
@@ -29,6 +32,7 @@ class ResultsStore:
                 fh.write(line + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            self.written += 1
         except OSError as exc:
             raise UserError(
                 f"cannot append to results store '{self.path}' ({exc.strerror})"

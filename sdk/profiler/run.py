@@ -9,27 +9,34 @@ that drops out loses only its own result, and it is reported failed, never left 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pocketbert.bundle import open_bundle
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import Progress
-from pocketbert.devices import Device, get_devices, load_devices
+from pocketbert.core.threads import THREADS_PER_CORE, check_threads
+from pocketbert.devices import Device, catalog_path, get_devices, load_devices
 from pocketbert.lab import TRANSPORTS, Job
+from pocketbert.lab.registry import AgentBug
 from pocketbert.profiler import hygiene
+from pocketbert.profiler.agent import bug_record
 from pocketbert.profiler.results import DEFAULT_STORE, ResultsStore
 from pocketbert.profiler.stats import relative_ci, summarize
+from pocketbert.profiler.target import Target, open_target
 
 
 @dataclass
 class Options:
     runs: int = 50
     warmup: int = 5
-    threads: int | None = None
+    threads: int | list[int | None] | None = None  # one count or several (one run each)
     seq_lens: list[int | None] = field(default_factory=lambda: [None])
     until_stable: float | None = None  # target: the median's CI half-width / median
     max_rounds: int = 10
@@ -47,21 +54,38 @@ class Options:
             )
         if self.timeout <= 0:
             raise UserError(f"--timeout must be positive (got {self.timeout})")
+        if self.threads is None or isinstance(self.threads, int):
+            self.threads = [self.threads]
+        self.threads = list(dict.fromkeys(self.threads)) or [None]
+        for t in self.threads:  # the upper bound depends on the device: check_device_threads
+            if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+                check_threads(t)  # says what is wrong and what would be right
+
+
+def check_device_threads(device: Device, threads: int | None, estimate: bool) -> None:
+    """A thread count fits the machine that runs it: this one, or the device's catalog cores."""
+    if device.transport == "local" and not estimate:
+        check_threads(threads)
+        return
+    cores = device.cpu.get("threads") or device.cpu.get("cores")
+    if threads is not None and isinstance(cores, int) and threads > cores * THREADS_PER_CORE:
+        raise UserError(
+            f"--threads {threads} is out of range for device {device.id}; give 1 to "
+            f"{cores * THREADS_PER_CORE} ({cores} cores in its catalog entry x {THREADS_PER_CORE})"
+        )
 
 
 def _check_fit(device: Device, manifest: dict, estimate: bool) -> None:
-    if estimate or device.transport == "emulated":
-        if not device.can_estimate:
-            raise UserError(
-                f"device {device.id} has no peak figures in devices.yaml to estimate from"
-            )
-        return
+    """The device runs this format and runtime (estimates too), and can be estimated if asked."""
     fmt, runtime = manifest["format"], manifest.get("runtime")
+    what = "file" if manifest.get("source") == "foreign file" else "bundle"
     if fmt not in device.formats or (runtime and runtime not in device.runtimes):
         raise UserError(
-            f"device {device.id} runs {', '.join(device.formats)} files; this bundle is {fmt} "
+            f"device {device.id} runs {', '.join(device.formats)} files; this {what} is {fmt} "
             f"({runtime}): export a {' or '.join(device.formats)} bundle for it"
         )
+    if (estimate or device.transport == "emulated") and not device.can_estimate:
+        raise UserError(f"device {device.id} has no peak figures in devices.yaml to estimate from")
 
 
 def _merge(rounds: list[dict], target: float) -> dict:
@@ -109,39 +133,86 @@ def _on(device: Device, message: str) -> str:
     )
 
 
+def _outcome(device: Device, job: Job, options: Options, manifest: dict) -> dict:
+    """The measured/estimated record, or a failed one (the device's or the input's fault), or a
+    bug (``status: error``, ``bug: true``): a bug must not cost the other devices their results."""
+    try:
+        _check_fit(device, manifest, options.estimate)
+        return measure_one(device, job, options)
+    except UserError as exc:
+        return {"status": "failed", "method": None, "error": _on(device, str(exc))}
+    except AgentBug as exc:  # the agent on the device hit a bug and said so
+        record = {k: exc.record.get(k) for k in ("error_type", "traceback")}
+        error = f"internal error {record['error_type']}: {exc}"
+        return {
+            "status": "error",
+            "bug": True,
+            "method": None,
+            **record,
+            "error": _on(device, error),
+        }
+    except Exception as exc:
+        record = bug_record(exc)
+        error = f"internal error {record['error_type']}: {record['error']}"
+        return {**record, "method": None, "error": _on(device, error)}
+
+
 def _device_worker(
-    device: Device, bundles: list[tuple[Path, dict]], options: Options, emit, progress: Progress
+    device: Device, targets: list[tuple[str, Target, Job]], options: Options, emit, progress
 ) -> None:
-    for bundle, manifest in bundles:
+    for name, target, job in targets:
+        manifest = target.manifest
         for seq in options.seq_lens:
-            base = {
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "device": device.id,
-                "transport": "emulated" if options.estimate else device.transport,
-                "bundle": str(bundle),
-                "bundle_sha256": manifest["files"].get(manifest["model_file"]),
-                "format": manifest["format"],
-                "precision": manifest.get("precision"),
-                "seq_len": seq or manifest["max_seq_len"],
-            }
-            threads = options.threads or (device.threads if device.transport != "local" else None)
-            job = Job(bundle, options.runs, options.warmup, threads, seq, options.timeout)
-            progress.say(f"… {device.id}: {bundle.name} seq {base['seq_len']}")
-            try:
-                _check_fit(device, manifest, options.estimate)
-                record = {**base, **measure_one(device, job, options)}
-            except UserError as exc:
-                record = {
-                    **base,
-                    "status": "failed",
-                    "method": None,
-                    "error": _on(device, str(exc)),
+            for threads in options.threads:
+                base = {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "device": device.id,
+                    "transport": "emulated" if options.estimate else device.transport,
+                    "bundle": name,
+                    "source": manifest["source"],
+                    "bundle_sha256": manifest["files"].get(manifest["model_file"]),
+                    "format": manifest["format"],
+                    "precision": manifest.get("precision"),
+                    "seq_len": seq or manifest["max_seq_len"],
+                    "threads": threads,
                 }
-            except Exception as exc:  # a bug must not cost the other devices their results
-                error = _on(device, f"internal error {exc!r}")
-                record = {**base, "status": "failed", "method": None, "error": error}
-            emit(record)
-            progress.say(f"{'✓' if record['status'] == 'ok' else '✗'} {device.id}: {bundle.name}")
+                if threads is None and device.transport != "local":
+                    threads = device.threads
+                run = replace(job, threads=threads, seq_len=seq)
+                label = f"{Path(name).name} seq {base['seq_len'] or '-'}"
+                progress.say(f"… {device.id}: {label}")
+                record = {**base, **_outcome(device, run, options, manifest)}
+                emit(record)
+                mark = "✓" if record["status"] == "ok" else "✗"
+                progress.say(f"{mark} {device.id}: {label}")
+
+
+@contextmanager
+def _staged(paths: list[str | Path], options: Options):
+    """Open every bundle or bare model file; a bare file travels as a one-file directory."""
+    scratch = None
+    try:
+        staged = []
+        for p in paths:
+            target = open_target(p)  # a corrupt bundle stops everything before a device starts
+            job = Job(target.root, options.runs, options.warmup, timeout=options.timeout)
+            if target.foreign:
+                scratch = scratch or Path(tempfile.mkdtemp(prefix="pocketbert-foreign-"))
+                digest = target.manifest["files"][target.model_path.name]
+                folder = scratch / f"{target.model_path.stem}-{digest[:12]}"
+                folder.mkdir(exist_ok=True)
+                copy = folder / target.model_path.name
+                if not copy.exists():
+                    try:
+                        os.link(target.model_path, copy)
+                    except OSError:
+                        shutil.copyfile(target.model_path, copy)
+                job = replace(job, bundle=folder, model_file=copy.name)
+            staged.append((str(p), target, job))
+        yield staged
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def profile(
@@ -149,57 +220,101 @@ def profile(
     devices: list[str],
     *,
     options: Options | None = None,
-    store: str | Path | None = DEFAULT_STORE,
+    store: str | Path | ResultsStore | None = DEFAULT_STORE,
     catalog: str | Path | None = None,
     quiet: bool = False,
     **kwargs,
 ) -> list[dict]:
-    """Measure (or estimate) every bundle on every device; returns one record per pair.
+    """Measure (or estimate) every bundle on every device; returns one record per measurement.
 
-    ``kwargs`` are :class:`Options` fields (runs, warmup, threads, seq_lens, until_stable,
-    timeout, estimate). Failed pairs come back with ``status: failed`` and an ``error``.
+    ``bundles`` are bundle directories or .zip files, or bare .onnx/.tflite/.pte files
+    (inputs built from the file's own signature; ``"source": "foreign file"``). ``kwargs``
+    are :class:`Options` fields (runs, warmup, threads, seq_lens, until_stable, timeout,
+    estimate); ``threads`` takes one count or a list. ``catalog`` is the devices.yaml to
+    use (default: ./devices.yaml if there is one, else the packaged catalog); ``store`` the
+    JSONL results file to append to (default: ./pocketbert-results.jsonl; None: none).
+    Pairs the device could not run come back with ``status: failed`` and an ``error``;
+    pocketbert's own bugs with ``status: error`` and ``bug: true``.
     """
     options = replace(options, **kwargs) if options else Options(**kwargs)
-    chosen = get_devices(list(devices), load_devices(catalog))
-    # a corrupt bundle stops everything before any device starts; the Bundles are held for the
-    # whole run, since a zipped bundle's extracted files live as long as its Bundle
-    held = [open_bundle(b) for b in bundles]
-    opened = [(bundle.root, bundle.manifest) for bundle in held]
-    results = ResultsStore(store) if store else None
+    path = catalog_path(catalog)
+    chosen = get_devices(list(devices), load_devices(path))
+    for device in chosen:
+        for threads in options.threads:
+            check_device_threads(device, threads, options.estimate)
+    results = store if isinstance(store, ResultsStore) or store is None else ResultsStore(store)
     records: list[dict] = []
     lock = threading.Lock()
 
     def emit(record: dict) -> None:
+        record["catalog"] = str(path)
         with lock:
             records.append(record)
             if results:
                 results.append(record)
 
     progress = Progress(quiet)
-    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        futures = [pool.submit(_device_worker, d, opened, options, emit, progress) for d in chosen]
+    with _staged(bundles, options) as targets, ThreadPoolExecutor(len(chosen)) as pool:
+        futures = [pool.submit(_device_worker, d, targets, options, emit, progress) for d in chosen]
         for f in futures:
             f.result()
     order = {d.id: i for i, d in enumerate(chosen)}
     return sorted(records, key=lambda r: order[r["device"]])
 
 
-def format_table(records: list[dict]) -> str:
-    """One line per record; measured and estimated figures sit in separate columns."""
-    lines = [
-        f"{'device':<9}{'method':<10}{'bundle':<16}{'seq':>4}{'p50 ms':>9}{'p90 ms':>9}"
-        f"{'±CI':>7}{'est ms':>9}{'load ms':>9}{'mem MB':>8}{'file MB':>8}"
+HEADERS = ("device", "method", "bundle", "seq", "thr", "p50 ms", "p90 ms", "±CI", "est ms")
+HEADERS += ("load ms", "mem MB", "file MB")
+_LEFT = 3  # device, method and bundle are left-aligned; the rest are numbers
+
+
+def _cells(r: dict) -> list[str]:
+    head = [
+        r["device"],
+        r.get("method") or ("bug" if r.get("bug") else "failed"),
+        Path(r["bundle"]).name,
+        str(r.get("seq_len") or "-"),
+        str(r.get("threads") or "-"),
     ]
-    for r in records:
-        head = f"{r['device']:<9}{(r.get('method') or 'failed'):<10}{Path(r['bundle']).name[:15]:<16}{r['seq_len']:>4}"
-        if r["status"] != "ok":
-            lines.append(f"{head}  FAILED: {r['error']}")
-            continue
-        lat, mem = r["latency_ms"], r.get("memory", {})
-        if r["method"] == "measured":
-            ci = f"{relative_ci(lat):.1%}"
-            cells = f"{lat['p50']:>9.3f}{lat['p90']:>9.3f}{ci:>7}{'':>9}{r['load_ms']:>9.1f}{mem['model_peak_delta_mb']:>8.1f}"
+    if r["status"] != "ok":
+        return head
+    lat, mem = r["latency_ms"], r.get("memory", {})
+    if r["method"] == "measured":
+        cells = [f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{relative_ci(lat):.1%}", ""]
+        cells += [f"{r['load_ms']:.1f}", f"{mem['model_peak_delta_mb']:.1f}"]
+    else:
+        cells = ["", "", "", f"{lat['estimate']:.2f}", "", ""]
+    return head + cells + [f"{mem.get('file_mb', 0):.2f}"]
+
+
+def format_table(records: list[dict]) -> str:
+    """One line per record, columns as wide as their content; measured and estimated figures
+    sit in separate columns, and a failed record says why after its first columns."""
+    rows = [_cells(r) for r in records]
+    widths = [
+        max([len(h)] + [len(row[i]) for row in rows if i < len(row)]) for i, h in enumerate(HEADERS)
+    ]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < _LEFT else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ).rstrip()
+
+    lines = [line(list(HEADERS))]
+    for r, row in zip(records, rows, strict=True):
+        if r["status"] == "ok":
+            lines.append(line(row))
         else:
-            cells = f"{'':>9}{'':>9}{'':>7}{lat['estimate']:>9.2f}{'':>9}{'':>8}"
-        lines.append(f"{head}{cells}{mem.get('file_mb', 0):>8.2f}")
+            lines.append(f"{line(row)}  {'BUG' if r.get('bug') else 'FAILED'}: {r['error']}")
     return "\n".join(lines)
+
+
+def warning_lines(records: list[dict]) -> list[str]:
+    """``warning: DEVICE BUNDLE seq N [threads T]: ...``, one per warning of each record."""
+    out = []
+    for r in records:
+        where = f"{r['device']} {Path(r['bundle']).name} seq {r.get('seq_len') or '-'}"
+        if r.get("threads"):
+            where += f" threads {r['threads']}"
+        out += [f"warning: {where}: {w}" for w in r.get("warnings", [])]
+    return out
