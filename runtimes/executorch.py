@@ -23,7 +23,7 @@ import numpy as np
 from pocketbert.core.errors import UserError, first_line
 from pocketbert.core.progress import native_output_to
 from pocketbert.runtimes.registry import register_runtime
-from pocketbert.runtimes.tensors import cast_feeds, open_model, require
+from pocketbert.runtimes.tensors import cast_feeds, open_model, require, run_by_rows
 
 _INSTALL = "executorch==1.5.1"
 _EXTENSION = "executorch.extension.pybindings._C"
@@ -53,6 +53,9 @@ class ExecuTorchSession:
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
+        return run_by_rows(self._run, feeds, self.input_shape[0])
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         shape = feeds[self.input_names[0]].shape
         if len(shape) != len(self.input_shape) or any(
             s > m for s, m in zip(shape, self.input_shape, strict=True)

@@ -27,7 +27,7 @@ import numpy as np
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import native_output_to
 from pocketbert.runtimes.registry import register_runtime
-from pocketbert.runtimes.tensors import cast_feeds, open_model, require
+from pocketbert.runtimes.tensors import cast_feeds, open_model, require, run_by_rows
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
 _IMPORTS = ("ai_edge_litert.interpreter",)
@@ -199,9 +199,7 @@ class LiteRTSession:
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
-        batch = feeds["input_ids"].shape[0]
-        rows = [self._run_row({n: a[i : i + 1] for n, a in feeds.items()}) for i in range(batch)]
-        return [np.concatenate(outs, axis=0) for outs in zip(*rows, strict=True)]
+        return run_by_rows(self._run_row, feeds, 1)  # every bucket is a batch-1 length
 
 
 @register_runtime(

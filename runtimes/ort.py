@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.runtimes.registry import register_runtime
-from pocketbert.runtimes.tensors import cast_feeds, open_model, require
+from pocketbert.runtimes.tensors import cast_feeds, open_model, require, run_by_rows
 
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
@@ -17,9 +17,14 @@ class OrtSession:
         self._session = session
         self.input_names = [i.name for i in session.get_inputs()]
         self.input_dtypes = {i.name: _DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
+        batch = session.get_inputs()[0].shape[0]
+        self._batch = batch if isinstance(batch, int) else -1  # -1: a dynamic batch
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
+        return run_by_rows(self._run, feeds, self._batch)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o, dtype=np.float32) for o in self._session.run(None, feeds)]
 
 

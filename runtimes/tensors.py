@@ -73,3 +73,19 @@ def not_a_model_error(path: Path, what: str, why: str) -> UserError:
         f"'{path}' is not a loadable {what} model ({why}); give a "
         f"{Path(path).suffix or 'model'} file written by pocketbert export, or re-export it"
     )
+
+
+def run_by_rows(
+    run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
+    feeds: dict[str, np.ndarray],
+    file_batch: int,
+) -> list[np.ndarray]:
+    """``run(feeds)``, one row at a time when the file takes batch 1 (``file_batch`` < 1:
+    any batch); a batch the file cannot take otherwise is a UserError."""
+    batch = next(iter(feeds.values())).shape[0]
+    if file_batch < 1 or batch == file_batch:
+        return run(feeds)
+    if file_batch != 1:
+        raise UserError(f"this model takes batches of exactly {file_batch}; give {file_batch} rows")
+    rows = [run({n: a[i : i + 1] for n, a in feeds.items()}) for i in range(batch)]
+    return [np.concatenate(outs, axis=0) for outs in zip(*rows, strict=True)]
