@@ -9,6 +9,9 @@ across bundles so drift hits all alike, and prints the p50 per bundle with the C
     python benchmarks/predict_latency.py [--real] [--max-seq-len 128] [--runs 200]
         [--out DIR]            # keep the bundles there (re-used when present)
         [--bundles B1 B2 ...]  # time these bundles instead of exporting
+        [--bucketed-tflite]    # also: each tflite bundle re-converted with one signature
+                               # per length bucket (16, 32, ... max), which the LiteRT
+                               # runtime runs at the bucket that fits each sentence
 
 Needs: pip install -e '.[convert,examples]'
 """
@@ -76,6 +79,44 @@ def export_bundles(root: Path, real: bool, max_seq_len: int) -> list[Path]:
     return bundles
 
 
+def bucketed_tflite(bundle: Path, model: Path, out: Path) -> Path:
+    """A copy of a tflite ``bundle`` whose file has one signature per length bucket."""
+    import hashlib
+    import shutil
+
+    import litert_torch
+    import numpy as np
+    import torch
+
+    from pocketbert.converters.export_tflite import _quantize_dynamic
+    from pocketbert.converters.model import export_ready, load_model
+    from pocketbert.runtimes.litert import SMALLEST_BUCKET
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    max_len = manifest["max_seq_len"]
+    lengths = [n for n in (SMALLEST_BUCKET << i for i in range(12)) if n < max_len] + [max_len]
+    module = export_ready(load_model(model, manifest.get("task")))
+    converter = None
+    for n in lengths:
+        ids = torch.from_numpy(np.random.default_rng(n).integers(5, 1000, (1, n)).astype(np.int32))
+        kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        make = converter.signature if converter else litert_torch.signature
+        converter = make(f"seq_{n}", module, sample_kwargs=kwargs)
+    shutil.copytree(bundle, out, dirs_exist_ok=True)
+    target = out / manifest["model_file"]
+    fp32 = out / "fp32-buckets.tflite"
+    converter.convert().export(str(fp32))
+    if manifest["precision"] == "int8-dynamic":
+        _quantize_dynamic(fp32, target)
+        fp32.unlink()
+    else:
+        fp32.replace(target)
+    manifest["files"][manifest["model_file"]] = hashlib.sha256(target.read_bytes()).hexdigest()
+    manifest["precision"] += "-buckets"
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", action="store_true", help="the real all-MiniLM-L6-v2")
@@ -84,6 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="where to keep the bundles")
     parser.add_argument("--bundles", type=Path, nargs="*", default=None)
+    parser.add_argument("--bucketed-tflite", action="store_true")
     args = parser.parse_args()
 
     from export_matrix import interleaved_p50_ms
@@ -98,6 +140,14 @@ def main() -> None:
             root = args.out or Path(tmp)
             root.mkdir(parents=True, exist_ok=True)
             bundles = export_bundles(root, args.real, args.max_seq_len)
+            if args.bucketed_tflite:
+                from pocketbert.examples import minilm_path
+
+                model = minilm_path() if args.real else root / "bert-6x384"
+                for b in [b for b in bundles if b.name.startswith("tflite-")]:
+                    out = root / f"{b.name}-buckets"
+                    done = (out / "manifest.json").is_file()
+                    bundles.append(out if done else bucketed_tflite(b, model, out))
         sentences = sample_sentences(args.runs, seed=0)
         runners, tokens = {}, {}
         for bundle in bundles:
