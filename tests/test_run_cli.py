@@ -94,8 +94,9 @@ def test_run_shows_progress_on_stderr_unless_quiet_or_json(
         assert code == 0 and len(out.splitlines()) == 35 and err == ""
 
 
-def test_run_json_on_tflite_bundle_leaves_stderr_empty(fp32_bundle):
-    bundle = fp32_bundle("tflite")  # loading it makes XNNPACK print from C++ unless silenced
+@pytest.mark.parametrize("fmt", ["tflite", "executorch"])
+def test_run_json_leaves_stderr_empty_when_runtime_prints_from_cpp(fp32_bundle, fmt):
+    bundle = fp32_bundle(fmt)  # XNNPACK's INFO line, ExecuTorch's cpuinfo lines, unless silenced
     proc = subprocess.run(
         [sys.executable, "-m", "pocketbert.cli", "run", str(bundle), *TEXTS, "--json"],
         capture_output=True,
