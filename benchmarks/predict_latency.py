@@ -90,11 +90,10 @@ def bucketed_tflite(bundle: Path, model: Path, out: Path) -> Path:
 
     from pocketbert.converters.export_tflite import _quantize_dynamic
     from pocketbert.converters.model import export_ready, load_model
-    from pocketbert.runtimes.litert import SMALLEST_BUCKET
+    from pocketbert.runtimes.litert import bucket_lengths
 
     manifest = json.loads((bundle / "manifest.json").read_text())
-    max_len = manifest["max_seq_len"]
-    lengths = [n for n in (SMALLEST_BUCKET << i for i in range(12)) if n < max_len] + [max_len]
+    lengths = bucket_lengths(manifest["max_seq_len"])
     module = export_ready(load_model(model, manifest.get("task")))
     converter = None
     for n in lengths:

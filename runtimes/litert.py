@@ -81,6 +81,19 @@ def _quietly(fn: Callable[[], Any]) -> Any:
         return fn()
 
 
+def bucket_lengths(max_seq_len: int) -> list[int]:
+    """The lengths a bucketed file has a signature for: 16, 32, ... below the max, and the max.
+
+    An exporter writes signature ``seq_<n>`` for each (the weights are shared: a 7.0 MB
+    file became 7.1 MB with two signatures here).
+    """
+    lengths, n = [], SMALLEST_BUCKET
+    while n < max_seq_len:
+        lengths.append(n)
+        n *= 2
+    return [*lengths, max_seq_len]
+
+
 def _bucket(length: int, lengths: list[int] | None) -> int | None:
     """The shortest runnable length >= ``length`` (None: too long for the file)."""
     if lengths is None:  # dynamic length: powers of two
