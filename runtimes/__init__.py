@@ -1,4 +1,5 @@
-"""Load an exported model file and run it, with no torch in sight.
+"""Load an exported model file and run it, with no torch in sight (the one exception:
+ExecuTorch 1.5.1 runs .pte files only through torch; see runtimes/executorch.py).
 
 sess = pocketbert.runtimes.load("model.onnx", threads=2)
 outputs = sess.run({"input_ids": ids, "attention_mask": mask})
