@@ -171,10 +171,10 @@ def main() -> None:
         f"threads {args.threads}; {args.runs} rotten_tomatoes sentences "
         f"({min(lengths)}-{max(lengths)} words, median {sorted(lengths)[len(lengths) // 2]})"
     )
-    print(f"{'bundle':<26}{'max len':>8}{'load s':>8}{'p50 ms/sentence':>17}")
+    print(f"{'bundle':<30}{'max len':>8}{'load s':>8}{'p50 ms/sentence':>17}")
     for name, ms in p50.items():
         max_len, load_s = tokens[name]
-        print(f"{name:<26}{max_len:>8}{load_s:>8.1f}{ms:>17.2f}")
+        print(f"{name:<30}{max_len:>8}{load_s:>8.1f}{ms:>17.2f}")
 
 
 if __name__ == "__main__":
