@@ -1,4 +1,5 @@
-"""Load an exported model file and run it, with no torch in sight.
+"""Load an exported model file and run it, with no torch in sight (the one exception:
+ExecuTorch 1.5.1 runs .pte files only through torch; see runtimes/executorch.py).
 
 sess = pocketbert.runtimes.load("model.onnx", threads=2)
 outputs = sess.run({"input_ids": ids, "attention_mask": mask})
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pocketbert.core.errors import UserError, choices
+from pocketbert.core.threads import check_threads
 from pocketbert.runtimes import executorch, litert, ort  # noqa: F401  (registers runtimes)
 from pocketbert.runtimes.registry import RUNTIMES, RuntimeInfo, Session, register_runtime
 
@@ -33,6 +35,7 @@ def load(path: str | Path, *, threads: int | None = None, runtime: str | None = 
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"unknown runtime '{runtime}'; choose one of: {choices(RUNTIMES)}")
     info = RUNTIMES[runtime] if runtime else runtime_for(path)
+    check_threads(threads, "threads")
     if not path.is_file():
         raise UserError(f"model file '{path}' does not exist; give the path of an exported file")
     return info.load(path, threads=threads)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.core.errors import UserError, first_line
 from pocketbert.runtimes.registry import register_runtime
-from pocketbert.runtimes.tensors import cast_feeds, require
+from pocketbert.runtimes.tensors import cast_feeds, open_model, require, run_by_rows
 
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
@@ -18,25 +17,31 @@ class OrtSession:
         self._session = session
         self.input_names = [i.name for i in session.get_inputs()]
         self.input_dtypes = {i.name: _DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
+        batch = session.get_inputs()[0].shape[0]
+        self._batch = batch if isinstance(batch, int) else -1  # -1: a dynamic batch
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
+        return run_by_rows(self._run, feeds, self._batch)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(o, dtype=np.float32) for o in self._session.run(None, feeds)]
 
 
 @register_runtime("onnxruntime", suffix=".onnx", module="onnxruntime", install="onnxruntime")
 def load(path: Path, *, threads: int | None = None) -> OrtSession:
     ort = require("onnxruntime", "onnxruntime")
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidProtobuf
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        first = first_line(exc)
-        raise UserError(
-            f"'{path}' is not a loadable ONNX model ({first}); re-export it with pocketbert export"
-        ) from exc
+    session = open_model(
+        path,
+        "ONNX",
+        lambda: ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]),
+        not_a_model=(InvalidProtobuf,),
+    )
     return OrtSession(session)

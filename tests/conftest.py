@@ -65,3 +65,23 @@ def reviews_csv(tmp_path_factory) -> Path:
         writer.writerow(["text", "label"])
         writer.writerows((t, "positive" if y == "1" else "negative") for t, y in rows)
     return path
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tiny_models, tmp_path_factory):
+    """``fp32_bundle(fmt)``: an fp32 bundle of the tiny BERT classifier (max 32 tokens) in
+    format ``fmt``, exported on first request and shared by the whole session."""
+    import pocketbert
+
+    made: dict[str, Path] = {}
+
+    def get(fmt: str) -> Path:
+        if fmt not in made:
+            out = tmp_path_factory.mktemp("fp32-bundles") / fmt
+            pocketbert.export(
+                tiny_models["bert"], out, format=fmt, precision="fp32", max_seq_len=32, quiet=True
+            )
+            made[fmt] = out
+        return made[fmt]
+
+    return get

@@ -26,7 +26,7 @@ def test_cli_export_then_run_prints_labels_as_json(tiny_models, tmp_path, capsys
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["precision"] == "int8-dynamic" and rows[0]["parity"]["passed"]
     assert main(["run", str(out), "good", "bad", "--json"]) == 0
-    preds = json.loads(capsys.readouterr().out)
+    preds = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [p["text"] for p in preds] == ["good", "bad"]
     assert all(p["label"] in p["probabilities"] for p in preds)
 

@@ -104,5 +104,5 @@ def test_executorch_export_runs_dynamic_seq_when_lowered(tiny_bert, tmp_path, pr
 def test_executorch_load_raises_user_error_when_file_is_not_a_program(tmp_path):
     bad = tmp_path / "bad.pte"
     bad.write_bytes(b"not a flatbuffer at all")
-    with pytest.raises(UserError, match="not a loadable ExecuTorch program"):
+    with pytest.raises(UserError, match="not a loadable ExecuTorch model"):
         load(bad)

@@ -59,7 +59,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_CHUNK = 64  # texts per predict() call: results are written as each chunk finishes
+RUN_PROGRESS_EVERY_S = 2.0  # a plain progress line on stderr at most this often
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from pocketbert.core.texts import read_texts
+    from pocketbert.core.threads import check_threads
+
+    texts = list(args.texts) + (read_texts(args.input) if args.input else [])
+    if not texts:
+        raise UserError(
+            "give the texts to run, or --input FILE (.txt one text per line, or a .csv, "
+            ".tsv or .jsonl with a 'text' column)"
+        )
+    check_threads(args.threads)
     from pocketbert.predict import ParityWarning, load
 
     with warnings.catch_warnings(record=True) as caught:
@@ -70,25 +84,50 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"pocketbert: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    result = predictor.predict(args.texts)
-    if predictor.task == "embedding":
-        rows = [
-            {"text": t, "embedding": v.round(6).tolist()}
-            for t, v in zip(args.texts, result, strict=True)
-        ]
-        if args.json:
-            print(json.dumps(rows))
-        else:
-            for row in rows:
-                head = ", ".join(f"{x:+.4f}" for x in row["embedding"][:4])
-                print(f"[{head}, …] ({len(row['embedding'])} dims)  {row['text']}")
-        return 0
-    if args.json:
-        print(json.dumps([{"text": t, **r} for t, r in zip(args.texts, result, strict=True)]))
-    else:
-        for text, r in zip(args.texts, result, strict=True):
-            print(f"{r['label']:<12} {r['score']:.3f}  {text}")
+    progress = None if args.quiet or args.json else _RunProgress(len(texts))
+    for start in range(0, len(texts), RUN_CHUNK):
+        chunk = texts[start : start + RUN_CHUNK]
+        result = predictor.predict(chunk)
+        for text, r in zip(chunk, result, strict=True):
+            print(_run_line(text, r, predictor.task == "embedding", args.json))
+        sys.stdout.flush()
+        if progress:
+            progress.done(start + len(chunk))
     return 0
+
+
+def _run_line(text: str, result, embedding: bool, as_json: bool) -> str:
+    """One output line per text: JSON Lines with --json, else a short human line."""
+    if embedding:
+        vector = [round(float(x), 6) for x in result]
+        if as_json:
+            return json.dumps({"text": text, "embedding": vector})
+        head = ", ".join(f"{x:+.4f}" for x in vector[:4])
+        return f"[{head}, …] ({len(vector)} dims)  {text}"
+    if as_json:
+        return json.dumps({"text": text, **result})
+    return f"{result['label']:<12} {result['score']:.3f}  {text}"
+
+
+class _RunProgress:
+    """Plain lines on stderr ("[640/10000] texts, 12.3/s"), once the run takes a while."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.total = total
+        self.start = self.last = self._clock()
+
+    def done(self, n: int) -> None:
+        now = self._clock()
+        if n < self.total and now - self.last < RUN_PROGRESS_EVERY_S:
+            return
+        if n == self.total and self.last == self.start:
+            return  # a short run: no progress lines at all
+        self.last = now
+        rate = n / max(now - self.start, 1e-9)
+        print(f"[{n}/{self.total}] texts, {rate:.1f}/s", file=sys.stderr, flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -156,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[common], help="run a bundle on text")
     p.add_argument("bundle", help="bundle directory or .zip")
-    p.add_argument("texts", nargs="+", help="sentences to classify or embed")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("texts", nargs="*", help="sentences to classify or embed")
+    p.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="texts from a file: .txt (one per line), or .csv/.tsv/.jsonl with a 'text' column",
+    )
+    p.add_argument("--threads", type=int, default=None, help="runtime threads (default: its own)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
