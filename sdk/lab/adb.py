@@ -26,12 +26,17 @@ if TYPE_CHECKING:  # devices imports the lab (its transports), never the other w
     from pocketbert.devices import Device
 
 
-def _adb(device: Device, job: Job, args: list[str], what: str, ok: tuple[int, ...] = (0,)) -> None:
+def _adb(device: Device, job: Job, args: list[str], what: str, ok: tuple[int, ...] = (0,)):
     c = device.connect
     argv = [str(c.get("adb", "adb"))] + (["-s", str(c["serial"])] if c.get("serial") else []) + args
     proc = run_process(device, argv, job, what)
     if proc.returncode not in ok:
-        raise UserError(f"device {device.id} dropped out during {what} ({describe_exit(proc)})")
+        raise _dropped(device, what, proc)
+    return proc
+
+
+def _dropped(device: Device, what: str, proc) -> UserError:
+    return UserError(f"device {device.id} dropped out during {what} ({describe_exit(proc)})")
 
 
 @register_transport("adb")
@@ -46,8 +51,9 @@ def run(device: Device, job: Job) -> dict:
     for rel, path in files.items():  # push and pull take paths as they are (no shell)
         _adb(device, job, ["push", str(path), posixpath.join(remote, rel)], "pushing the bundle")
     # exit 2 is the agent's own failed record (e.g. no runtime there), exit 1 its bug record:
-    # pull it and report it
-    _adb(
+    # pull it and report it. adb itself also exits 1 when the phone is gone; then there is
+    # no record to pull, and the measurement is what the phone dropped out of.
+    measured = _adb(
         device,
         job,
         ["shell", agent_command(device, job, remote, out)],
@@ -56,6 +62,11 @@ def run(device: Device, job: Job) -> dict:
     )
     with tempfile.TemporaryDirectory(prefix="pocketbert-adb-") as tmp:
         local = Path(tmp) / "record.json"
-        _adb(device, job, ["pull", out, str(local)], "pulling the result")
+        try:
+            _adb(device, job, ["pull", out, str(local)], "pulling the result")
+        except UserError:
+            if measured.returncode == 1:
+                raise _dropped(device, "the measurement", measured) from None
+            raise
         text = local.read_text() if local.is_file() else ""
     return parse_record(device, text, "the record pulled from the phone was empty")
