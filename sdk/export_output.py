@@ -34,7 +34,7 @@ def check_target(out: Path, jobs: int, suffixes: dict[str, str], formats: Iterab
         wanted = ", ".join(sorted(set(formats)))
         clash = f" and --format is {wanted}" if wanted != fmt else ""
         raise UserError(
-            f"-o {out} names a {fmt} model file{clash}; a bundle is a directory or a .zip: "
+            f"-o {out} names a model file ({fmt}){clash}; a bundle is a directory or a .zip: "
             f"give -o {bundle} (writes {bundle / ('model' + out.suffix)}) or -o {bundle}.zip"
         )
     if out.suffix == ".zip":
