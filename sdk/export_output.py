@@ -45,7 +45,8 @@ def check_target(out: Path, jobs: int, suffixes: dict[str, str], formats: Iterab
             )
         if out.exists() and not is_zip_bundle(out):
             raise UserError(
-                f"'{out}' exists and is not a zipped bundle; give a new path or an earlier .zip bundle"
+                f"'{out}' exists and is not a zipped bundle; "
+                "give a new path or an earlier .zip bundle"
             )
     elif jobs > 1 and out.exists() and not is_bundle_set(out):
         raise UserError(

@@ -246,7 +246,10 @@ def _raise_failures(results: list[Result], out: Path, single: bool) -> None:
     written = len(results) - len(failed)
     reasons = "; ".join(f"{r.format} {r.precision}: {_short(r)}" for r in failed)
     where = f"written to {out}" if written else f"{out} left as it was"
-    message = f"{len(failed)} of {len(results)} exports failed ({reasons}); {written} verified bundle(s) {where}"
+    message = (
+        f"{len(failed)} of {len(results)} exports failed ({reasons}); "
+        f"{written} verified bundle(s) {where}"
+    )
     if bugs:
         raise ExportBug(message, results) from bugs[0].exception
     raise ExportFailed(message, results)

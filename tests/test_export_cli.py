@@ -172,17 +172,19 @@ def test_export_removes_partials_of_dead_processes_when_it_starts(tiny_models, t
 
 
 def test_export_stderr_is_empty_when_json_is_asked_for(tiny_models, tmp_path):
+    """At the file-descriptor level: the Python API (quiet) and then the CLI with --json."""
     tmp = tmp_path / "TMPDIR"
     tmp.mkdir()
-    out = tmp_path / "b"
-    argv = [sys.executable, "-m", "pocketbert.cli", "export", str(tiny_models["bert"])]
-    env = {**os.environ, "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [*argv, "--format", "onnx", "-o", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
+    model, api, cli = str(tiny_models["bert"]), str(tmp_path / "api"), str(tmp_path / "cli")
+    script = (
+        "import pocketbert\n"
+        "from pocketbert.cli import main\n"
+        f"pocketbert.export({model!r}, {api!r}, quiet=True)\n"
+        f"argv = ['export', {model!r}, '--format', 'onnx', '-o', {cli!r}, '--json']\n"
+        "raise SystemExit(main(argv))"
     )
+    env = {**os.environ, "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert json.loads(proc.stdout)[0]["status"] == "written"
