@@ -9,7 +9,7 @@ for int8 ones (``int8_embedding``; XNNPACK's quantizer leaves them fp32), then r
 with the XNNPACK quantizer on Linear layers: symmetric per-channel int8 weights with
 dynamic per-token activations (int8-dynamic), or static activations calibrated on the
 spec's calibration text (int8-static; the FFN down-projections stay dynamic, see
-``_quantizer``). Files get a dynamic sequence dimension where torch.export manages one,
+``_int8_static``). Files get a dynamic sequence dimension where torch.export manages one,
 else a static [1, max_seq_len] one.
 """
 
