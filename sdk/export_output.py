@@ -131,4 +131,5 @@ class StagedSet:
             self.dir.rename(self.out)
 
     def discard(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)

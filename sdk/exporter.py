@@ -183,18 +183,14 @@ def _export(model, out: Path, options: ExportOptions, jobs, texts, work: Path, p
             results.append(result)
         if single and out.suffix == ".zip" and results[0].path:
             results[0].path = _zip(results[0].path, out)
-    except BaseException:
-        if staged:
-            staged.discard()
-        raise
-    if staged:
         written = [r for r in results if r.path]
-        if written:
+        if staged and written:  # the whole set replaces out: never two runs' bundles in one
             staged.commit()
             for r in written:
                 r.path = out / r.path.name
-        else:
-            staged.discard()
+    finally:
+        if staged:
+            staged.discard()  # nothing left once committed
     _raise_failures(results, out, single)
     return results
 
