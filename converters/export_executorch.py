@@ -9,7 +9,7 @@ for int8 ones (``int8_embedding``; XNNPACK's quantizer leaves them fp32), then r
 with the XNNPACK quantizer on Linear layers: symmetric per-channel int8 weights with
 dynamic per-token activations (int8-dynamic), or static activations calibrated on the
 spec's calibration text (int8-static; the FFN down-projections stay dynamic, see
-``_quantizer``). Files get a dynamic sequence dimension where torch.export manages one,
+``_int8_static``). Files get a dynamic sequence dimension where torch.export manages one,
 else a static [1, max_seq_len] one.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pocketbert.converters.int8_embedding import int8_embeddings
+from pocketbert.converters.quantization import Fp32, Int8Dynamic, Int8Static
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
 from pocketbert.converters.squeezebert_channels_last import squeezebert_channels_last
@@ -77,37 +78,28 @@ def _after_activation(node: torch.fx.Node) -> bool:
     return False
 
 
-def _quantizer(precision: str):
-    """The XNNPACK quantizer for ``precision``, annotating Linear layers only.
+def _linears(config, keep=None):
+    """An XNNPACK quantizer annotating Linear layers only (those ``keep`` accepts)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 
-    A static "add"/"mul" annotation would put the additive attention mask (finfo.min on
-    padding) and the pooling arithmetic on an int8 per-tensor grid. Static activations
-    also ruin the FFN down-projection (its GELU input has a long tail: MiniLM cosine
-    0.92), so in int8-static those linears take dynamic activations (cosine 0.99).
-    """
+    q = XNNPACKQuantizer().set_operator_type(torch.ops.aten.linear.default, config)
+    return q.set_filter_function(keep) if keep else q
+
+
+def _symmetric(dynamic: bool):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
-    def linears(config, keep=None):
-        q = XNNPACKQuantizer().set_operator_type(torch.ops.aten.linear.default, config)
-        return q.set_filter_function(keep) if keep else q
-
-    dynamic = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
-    if precision == "int8-dynamic":
-        return linears(dynamic)
-    static = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    return ComposableQuantizer(
-        [linears(static, lambda n: not _after_activation(n)), linears(dynamic, _after_activation)]
-    )
+    return get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
 
 
-def _quantize(
-    model: torch.nn.Module, spec: ExportSpec, dynamic: bool
-) -> tuple[torch.nn.Module, dict]:
-    """PT2E int8 with the XNNPACK quantizer; returns the converted graph module + checks."""
+def _pt2e(model: torch.nn.Module, spec: ExportSpec, dynamic: bool, quantizer, calibrate: bool):
+    """torch.export, PT2E prepare/calibrate/convert; the converted graph module + checks.
+
+    ``calibrate``: run the spec's calibration text (else one sample, which dynamic
+    activations need only to trace the observers).
+    """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     graph = torch.export.export(
@@ -115,17 +107,54 @@ def _quantize(
     ).module()
     linear = [n for n in graph.graph.nodes if n.target == torch.ops.aten.linear.default]
     checks = {"int8_linears": len(linear)}
-    if spec.precision == "int8-static":
-        checks["dynamic_activation_linears"] = sum(map(_after_activation, linear))
+    feeds = [spec.sample]
+    if calibrate:
+        checks["dynamic_activation_linears"] = (
+            sum(map(_after_activation, linear)) if spec.precision.dynamic_outliers else 0
+        )
         feeds = _calibration_feeds(spec, dynamic)
         checks["calibration_feeds"] = len(feeds)
-    else:
-        feeds = [spec.sample]
-    prepared = prepare_pt2e(graph, _quantizer(spec.precision))
+    prepared = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for feed in feeds:
             prepared(*_args(feed))
     return convert_pt2e(prepared), checks
+
+
+def _fp32(model: torch.nn.Module, spec: ExportSpec, dynamic: bool):
+    return model, {}
+
+
+def _int8_dynamic(model: torch.nn.Module, spec: ExportSpec, dynamic: bool):
+    """int8 embedding tables; Linear: per-channel int8 weights, per-token activations."""
+    tables = int8_embeddings(model)
+    graph, checks = _pt2e(model, spec, dynamic, _linears(_symmetric(True)), calibrate=False)
+    return graph, {"int8_embedding_tables": tables, **checks}
+
+
+def _int8_static(model: torch.nn.Module, spec: ExportSpec, dynamic: bool):
+    """int8 embedding tables; Linear: per-channel int8 weights, calibrated activations.
+
+    A static "add"/"mul" annotation would put the additive attention mask (finfo.min on
+    padding) and the pooling arithmetic on an int8 per-tensor grid. Static activations
+    also ruin the FFN down-projection (its GELU input has a long tail: MiniLM cosine
+    0.92), so with ``dynamic_outliers`` those linears take dynamic activations (0.99).
+    """
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    tables = int8_embeddings(model)
+    static = _symmetric(False)
+    if spec.precision.dynamic_outliers:
+        quantizer = ComposableQuantizer(
+            [
+                _linears(static, lambda n: not _after_activation(n)),
+                _linears(_symmetric(True), _after_activation),
+            ]
+        )
+    else:
+        quantizer = _linears(static)
+    graph, checks = _pt2e(model, spec, dynamic, quantizer, calibrate=True)
+    return graph, {"int8_embedding_tables": tables, **checks}
 
 
 def _op_name(target) -> str:
@@ -160,7 +189,7 @@ def _delegation_checks(program) -> dict:
     }
 
 
-def _lower(model: torch.nn.Module, spec: ExportSpec, dynamic: bool) -> tuple[bytes, dict]:
+def _lower(model: torch.nn.Module, spec: ExportSpec, dynamic: bool, quantize) -> tuple[bytes, dict]:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
@@ -168,10 +197,8 @@ def _lower(model: torch.nn.Module, spec: ExportSpec, dynamic: bool) -> tuple[byt
     model = copy.deepcopy(model)
     if channels_last := squeezebert_channels_last(model):
         extra["channels_last_encoders"] = channels_last
-    if spec.quantized:
-        extra["int8_embedding_tables"] = int8_embeddings(model)
-        model, more = _quantize(model, spec, dynamic)
-        extra.update(more)
+    model, more = quantize(model, spec, dynamic)
+    extra.update(more)
     program = torch.export.export(
         model, _args(spec.sample), dynamic_shapes=_shapes(spec, dynamic), strict=False
     )
@@ -187,15 +214,24 @@ def _tools() -> dict:
     return {"executorch": et_version, "torchao": torchao.__version__, "torch": torch.__version__}
 
 
-@register_exporter("executorch", suffix=".pte", runtime="executorch")
-def export(model: torch.nn.Module, spec: ExportSpec, out: Path) -> Exported:
-    """Write ``model`` as an XNNPACK-delegated ``.pte`` at ``out`` (dynamic seq if possible)."""
+@register_exporter(
+    "executorch",
+    suffix=".pte",
+    runtime="executorch",
+    handles={Fp32: _fp32, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static},
+)
+def export(model: torch.nn.Module, spec: ExportSpec, out: Path, quantize) -> Exported:
+    """Write ``model`` as an XNNPACK-delegated ``.pte`` at ``out`` (dynamic seq if possible).
+
+    ``quantize(model, spec, dynamic) -> (module, checks)`` is the precision's step
+    between the SqueezeBERT rewrite and the lowering.
+    """
     try:
-        buffer, checks = _lower(model, spec, dynamic=True)
+        buffer, checks = _lower(model, spec, True, quantize)
         dynamic = True
     except Exception as exc:  # torch.export raises many types for unsupported dynamism
         first = first_line(exc)
-        buffer, checks = _lower(model, spec, dynamic=False)
+        buffer, checks = _lower(model, spec, False, quantize)
         dynamic = False
         checks["static_seq_reason"] = f"dynamic sequence export failed: {first}"
     out = Path(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketbert.converters.quantization import Fp32, Int8Dynamic, Int8Static
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec
 
@@ -69,8 +71,29 @@ def _dynamic_only(path: Path) -> list[str]:
     return [n.name for n in graph.node if narrowing(n)]
 
 
-def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
+_ONLY_WEIGHTS = {"MatMulConstBOnly": True}  # activation x activation matmuls stay fp32
+
+
+def _fp32(fp32: Path, out: Path, spec: ExportSpec) -> None:
+    shutil.move(fp32, out)
+
+
+def _int8_dynamic(fp32: Path, out: Path, spec: ExportSpec) -> None:
     """int8 MatMul weights per channel and an int8 embedding table (Gather)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        fp32,
+        out,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gather"],
+        extra_options=_ONLY_WEIGHTS,
+    )
+
+
+def _int8_static(fp32: Path, out: Path, spec: ExportSpec) -> None:
+    """Calibrated int8 MatMul inputs (QDQ), outlier layers dynamic, bias folded in."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -80,22 +103,12 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         quantize_static,
     )
 
-    only_weights = {"MatMulConstBOnly": True}  # activation x activation matmuls stay fp32
-    if spec.precision == "int8-dynamic":
-        quantize_dynamic(
-            fp32,
-            out,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Gather"],
-            extra_options=only_weights,
-        )
-        return
-    outliers = _dynamic_only(fp32)
+    dynamic = spec.precision.dynamic_outliers
+    outliers = _dynamic_only(fp32) if dynamic else []
     static = fp32.with_name("static.onnx")  # beside fp32, in the temporary directory
     quantize_static(
         fp32,
-        static,
+        static if dynamic else out,
         _Calibration(spec.calibration),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,  # u8 x s8 is the fast VNNI/NEON path
@@ -106,17 +119,18 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         calibrate_method=CalibrationMethod.MinMax,
         # A MatMul's output stays fp32 (no QLinearMatMul -> DequantizeLinear), so
         # fold_static_matmul_bias can write it and its bias as one MatMulIntegerToFloat.
-        extra_options={**only_weights, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
+        extra_options={**_ONLY_WEIGHTS, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
     )
-    quantize_dynamic(
-        static,
-        out,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        nodes_to_quantize=outliers,
-        op_types_to_quantize=["MatMul"],
-        extra_options=only_weights,
-    )
+    if dynamic:
+        quantize_dynamic(
+            static,
+            out,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=outliers,
+            op_types_to_quantize=["MatMul"],
+            extra_options=_ONLY_WEIGHTS,
+        )
     from pocketbert.converters.onnx_fusion import fold_static_matmul_bias
 
     model = onnx.load(str(out))
@@ -124,16 +138,21 @@ def _quantize(fp32: Path, out: Path, spec: ExportSpec) -> None:
         onnx.save(model, str(out))
 
 
-@register_exporter("onnx", suffix=".onnx", runtime="onnxruntime")
-def export(model: nn.Module, spec: ExportSpec, out: Path) -> Exported:
+@register_exporter(
+    "onnx",
+    suffix=".onnx",
+    runtime="onnxruntime",
+    handles={Fp32: _fp32, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static},
+)
+def export(model: nn.Module, spec: ExportSpec, out: Path, quantize) -> Exported:
+    """TorchScript ONNX in the spec's scratch directory, then ``quantize(fp32, out, spec)``."""
     import onnx
     import onnxruntime
 
-    with tempfile.TemporaryDirectory(prefix="pocketbert-onnx-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx" if spec.quantized else out
+    with tempfile.TemporaryDirectory(prefix="pocketbert-onnx-", dir=spec.work_dir) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
         _to_onnx(model, spec, fp32)
-        if spec.quantized:
-            _quantize(fp32, out, spec)
+        quantize(fp32, Path(out), spec)
     onnx.checker.check_model(str(out))
     return Exported(
         path=out,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketbert.converters.quantization import Fp32, Int8Dynamic, Int8Static
 from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import INPUT_NAMES, Exported, ExportSpec, pad_feed
 from pocketbert.core.errors import UserError
@@ -42,13 +43,19 @@ def _convert(model: nn.Module, spec: ExportSpec, path: Path) -> None:
     litert_torch.convert(model, sample_kwargs=kwargs).export(str(path))
 
 
-def _quantize_dynamic(fp32: Path, out: Path) -> None:
+def _fp32(fp32: Path, out: Path, spec: ExportSpec) -> dict:
+    shutil.move(fp32, out)
+    return {}
+
+
+def _int8_dynamic(fp32: Path, out: Path, spec: ExportSpec) -> dict:
     from ai_edge_quantizer import quantizer, recipe
 
     result = quantizer.Quantizer(str(fp32), recipe.dynamic_wi8_afp32()).quantize(
         enable_progress_report=False
     )
     result.export_model(str(out), overwrite=True)
+    return {"recipe": "dynamic_wi8_afp32"}
 
 
 def _calibration(fp32: Path, spec: ExportSpec) -> dict[str, list[dict[str, np.ndarray]]]:
@@ -92,7 +99,7 @@ def _wide_outputs(qsvs: dict, fp32: Path) -> list[str]:
     return sorted(wide)
 
 
-def _quantize_static(fp32: Path, out: Path, spec: ExportSpec) -> dict:
+def _int8_static(fp32: Path, out: Path, spec: ExportSpec) -> dict:
     from ai_edge_quantizer import quantizer, recipe, recipe_manager
     from ai_edge_quantizer.qtyping import TFLOperationName as Op
 
@@ -101,7 +108,7 @@ def _quantize_static(fp32: Path, out: Path, spec: ExportSpec) -> dict:
     qsvs = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8()).calibrate(
         data, num_threads=threads
     )
-    wide = _wide_outputs(qsvs, fp32)
+    wide = _wide_outputs(qsvs, fp32) if spec.precision.dynamic_outliers else []
     plan = recipe_manager.RecipeManager()
     plan.add_static_config(".*", Op.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8)
     if wide:  # the later, narrower scope wins for these layers
@@ -111,7 +118,11 @@ def _quantize_static(fp32: Path, out: Path, spec: ExportSpec) -> dict:
     q = quantizer.Quantizer(str(fp32), plan.get_quantization_recipe())
     result = q.quantize(qsvs, enable_progress_report=False)
     result.export_model(str(out), overwrite=True)
-    return {"static_fc_max_abs": STATIC_MAX_ABS, "dynamic_fc_scopes": len(wide)}
+    return {
+        "recipe": "static a8w8 fully connected",
+        "static_fc_max_abs": STATIC_MAX_ABS,
+        "dynamic_fc_scopes": len(wide),
+    }
 
 
 def op_set(path: Path) -> tuple[Counter, dict[str, int]]:
@@ -174,23 +185,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
-@register_exporter("tflite", suffix=".tflite", runtime="litert")
-def export(model: nn.Module, spec: ExportSpec, out: Path) -> Exported:
+@register_exporter(
+    "tflite",
+    suffix=".tflite",
+    runtime="litert",
+    handles={Fp32: _fp32, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static},
+)
+def export(model: nn.Module, spec: ExportSpec, out: Path, quantize) -> Exported:
+    """litert-torch's fp32 file, then ``quantize(fp32, file, spec) -> recipe checks``."""
     out = Path(out)
-    with tempfile.TemporaryDirectory(prefix="pocketbert-tflite-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pocketbert-tflite-", dir=spec.work_dir) as tmp:
         fp32, written = Path(tmp) / "fp32.tflite", Path(tmp) / "model.tflite"
         _convert(model, spec, fp32)
-        recipe: dict = {}
-        if spec.precision == "int8-dynamic":
-            _quantize_dynamic(fp32, written)
-            recipe = {"recipe": "dynamic_wi8_afp32"}
-        elif spec.precision == "int8-static":
-            recipe = {
-                "recipe": "static a8w8 fully connected",
-                **_quantize_static(fp32, written, spec),
-            }
-        else:
-            written = fp32
+        recipe = quantize(fp32, written, spec)
         checks = _checks(written, spec) | recipe
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(written), str(out))

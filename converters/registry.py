@@ -1,15 +1,27 @@
 """The exporter registry: one dict, one decorator.
 
-An exporter module defines ``export(model, spec, out) -> Exported`` and registers it:
+An exporter module registers one function with the precision configs it handles; the
+registry picks the handler for the spec's config and hands it to the function:
 
-    @register_exporter("onnx", suffix=".onnx", runtime="onnxruntime")
-    def export(model, spec, out): ...
+    @register_exporter(
+        "onnx", suffix=".onnx", runtime="onnxruntime",
+        handles={Fp32: _fp32, Int8Dynamic: _int8_dynamic, Int8Static: _int8_static},
+    )
+    def export(model, spec, out, handler) -> Exported: ...
+
+The handler's signature is the exporter's own business (a quantization step of its
+format); dispatch is ``handles[type(spec.precision)]``, never a test of a name. The
+decorator gives back the dispatching ``export(model, spec, out)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+
+from pocketbert.core.errors import UserError, choices
 
 EXPORTERS: dict[str, ExporterInfo] = {}
 
@@ -19,12 +31,31 @@ class ExporterInfo:
     name: str
     suffix: str
     runtime: str  # the pocketbert.runtimes name that loads this format's files
-    export: Callable
+    fn: Callable
+    handles: Mapping[type, Callable]  # precision config type -> this format's handler
+
+    def handler(self, config) -> Callable:
+        try:
+            return self.handles[type(config)]
+        except KeyError:
+            names = choices(getattr(c, "name", c.__name__) for c in self.handles)
+            raise UserError(
+                f"format {self.name} does not export {getattr(config, 'name', config)!r}; "
+                f"choose one of: {names}"
+            ) from None
+
+    def export(self, model, spec, out):
+        """Write ``model`` as this format at ``out`` with the spec's precision config."""
+        return self.fn(model, spec, out, self.handler(spec.precision))
 
 
-def register_exporter(name: str, *, suffix: str, runtime: str):
+def register_exporter(name: str, *, suffix: str, runtime: str, handles: Mapping[type, Callable]):
+    if not handles:
+        raise ValueError(f"exporter {name} handles no precision config")
+
     def decorator(fn: Callable) -> Callable:
-        EXPORTERS[name] = ExporterInfo(name, suffix, runtime, fn)
-        return fn
+        info = ExporterInfo(name, suffix, runtime, fn, MappingProxyType(dict(handles)))
+        EXPORTERS[name] = info
+        return functools.wraps(fn)(lambda model, spec, out: info.export(model, spec, out))
 
     return decorator

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-PRECISIONS = ("fp32", "int8-dynamic", "int8-static")
+from pocketbert.converters.quantization import Precision, as_config
+
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
@@ -17,20 +18,26 @@ class ExportSpec:
 
     ``sample`` is a batch-1 feed of shape [1, max_seq_len] (int64). ``calibration`` is a
     list of batch-1 feeds of real text, each at its natural length; static exporters pad
-    them to max_seq_len with ``pad_feed``.
+    them to max_seq_len with ``pad_feed``. ``precision`` is a config object
+    (``converters.quantization``); ``work_dir`` is the run's scratch directory, removed
+    by the caller on every exit path: intermediate files go there, nowhere else.
     """
 
     format: str
-    precision: str
+    precision: Precision
     task: str  # "classification" | "embedding"
     max_seq_len: int
     sample: dict[str, np.ndarray]
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
     min_seq_len: int = 3  # the smallest dynamic sequence length a file must accept
+    work_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", as_config(self.precision))  # a name is fine too
 
     @property
     def quantized(self) -> bool:
-        return self.precision != "fp32"
+        return self.precision.quantized
 
 
 @dataclass

@@ -11,11 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert import runtimes
-
-# fp32 must reproduce torch; int8 must keep the answers (argmax) or the direction (cosine).
-FP32_MAX_ABS_DIFF = 1e-4
-INT8_ARGMAX_AGREEMENT = 0.98
-INT8_MEAN_COSINE = 0.98
+from pocketbert.converters.quantization import Precision, as_config
 
 
 def run_file(
@@ -45,16 +41,14 @@ def parity(reference: np.ndarray, outputs: np.ndarray, task: str) -> dict:
     return figures
 
 
-def gate(figures: dict, precision: str, task: str) -> tuple[bool, str]:
-    """Whether the figures pass the gate for this precision, and the rule applied."""
-    if precision == "fp32":
-        rule = f"max_abs_diff <= {FP32_MAX_ABS_DIFF:g}"
-        return figures["max_abs_diff"] <= FP32_MAX_ABS_DIFF, rule
-    if task == "classification":
-        rule = f"argmax_agreement >= {INT8_ARGMAX_AGREEMENT:g}"
-        return figures["argmax_agreement"] >= INT8_ARGMAX_AGREEMENT, rule
-    rule = f"mean_cosine >= {INT8_MEAN_COSINE:g}"
-    return figures["mean_cosine"] >= INT8_MEAN_COSINE, rule
+def gate(figures: dict, precision: Precision | str, task: str) -> tuple[bool, str]:
+    """Whether the figures pass the precision config's gate, and the rule applied.
+
+    fp32 must reproduce torch; int8 must keep the answers (argmax) or the direction
+    (cosine); the bounds are the config's (``converters.quantization``).
+    """
+    tolerance = as_config(precision).tolerance(task)
+    return tolerance.passes(figures[tolerance.metric]), tolerance.rule
 
 
 def check(
@@ -62,7 +56,7 @@ def check(
     feeds: list[dict[str, np.ndarray]],
     reference: np.ndarray,
     *,
-    precision: str,
+    precision: Precision | str,
     task: str,
     threads: int | None = None,
 ) -> dict:

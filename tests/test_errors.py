@@ -131,12 +131,14 @@ def test_export_refuses_to_replace_a_directory_that_is_not_a_bundle(tmp_path, ca
 
 def test_failed_parity_gate_writes_no_bundle(tmp_path, tiny_models, monkeypatch):
     import pocketbert
-    from pocketbert import verify
+    from pocketbert.converters.quantization import Fp32
 
-    monkeypatch.setattr(verify, "FP32_MAX_ABS_DIFF", -1.0)  # an unreachable gate
+    unreachable = Fp32(max_abs_diff=0.0)  # fp32 differs from torch by ~1e-7: never 0
     out = tmp_path / "out"
     with pytest.raises(UserError, match="failed the parity gate"):
-        pocketbert.export(tiny_models["bert"], out, quiet=True)
+        pocketbert.export(tiny_models["bert"], out, precision=unreachable, quiet=True)
     assert not out.exists() and list(tmp_path.iterdir()) == []
-    results = pocketbert.export(tiny_models["bert"], out, quiet=True, allow_parity_failure=True)
+    results = pocketbert.export(
+        tiny_models["bert"], out, precision=unreachable, quiet=True, allow_parity_failure=True
+    )
     assert results[0].parity["passed"] is False and (out / "manifest.json").is_file()

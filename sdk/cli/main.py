@@ -9,34 +9,39 @@ import traceback
 import warnings
 
 from pocketbert.cli.common import EXIT_BUG, EXIT_USER_ERROR, quiet_libraries
+from pocketbert.converters.quantization import PRECISIONS
 from pocketbert.core.errors import UserError
 
 
+def _export_row(r) -> dict:
+    """One job as --json prints it: the bundle written, or the error (and a bug's log)."""
+    row = {"format": r.format, "precision": r.precision, "status": r.status}
+    if r.path:
+        return {**row, "bundle": str(r.path), "parity": r.parity, "checks": r.checks}
+    return {**row, "bundle": None, "error": r.error, "log": str(r.log) if r.log else None}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from pocketbert.exporter import export
+    from pocketbert.exporter import ExportBug, ExportFailed, export
 
     quiet_libraries()
-    results = export(
-        args.model,
-        args.output,
-        format=args.format,
-        precision=args.precision,
-        task=args.task,
-        calibration=args.calibration,
-        max_seq_len=args.max_seq_len,
-        allow_parity_failure=args.allow_parity_failure,
-        quiet=args.quiet or args.json,
-    )
-    rows = [
-        {
-            "format": r.format,
-            "precision": r.precision,
-            "bundle": str(r.path),
-            "parity": r.parity,
-            "checks": r.checks,
-        }
-        for r in results
-    ]
+    try:
+        results = export(
+            args.model,
+            args.output,
+            format=args.format,
+            precision=args.precision,
+            task=args.task,
+            calibration=args.calibration,
+            max_seq_len=args.max_seq_len,
+            allow_parity_failure=args.allow_parity_failure,
+            quiet=args.quiet or args.json,
+        )
+    except (ExportFailed, ExportBug) as exc:
+        if args.json:  # every job, written or not; the error line and exit code follow
+            print(json.dumps([_export_row(r) for r in exc.results], indent=2), flush=True)
+        raise
+    rows = [_export_row(r) for r in results]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -177,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="export a model to verified bundles")
     p.add_argument("model", help="transformers model directory or hub id")
     p.add_argument("--format", default="onnx", help="onnx | executorch | tflite | all")
-    p.add_argument("--precision", default="fp32", help="fp32 | int8-dynamic | int8-static | all")
+    p.add_argument("--precision", default="fp32", help=f"{' | '.join(PRECISIONS)} | all")
     p.add_argument("--task", default=None, help="classification | embedding (default: from config)")
     p.add_argument(
         "--calibration",
@@ -190,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write bundles that fail the parity gate",
     )
-    p.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="bundle directory (one export) or set of bundles (several) to write; .zip: a zipped bundle",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", parents=[common], help="run a bundle on text")
