@@ -1,7 +1,7 @@
 """ExecuTorch export: torch.export -> (PT2E int8) -> XNNPACK lowering -> ``.pte``.
 
 Every precision first rewrites SqueezeBERT encoders to run in [batch, seq, channels]
-(``squeeze_linear.squeezebert_channels_last``): XNNPACK would otherwise run a transpose
+(``squeezebert_channels_last``): XNNPACK would otherwise run a transpose
 copy around every grouped layer and leave their splits to portable kernels, overhead
 that int8 pays as much as fp32 (SqueezeBERT int8 was no faster than fp32). fp32 then
 lowers the module as it is. Both int8 precisions first swap the embedding tables

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pocketbert import __version__
-from pocketbert.bundle import open_bundle, staging, write_manifest
+from pocketbert.bundle import open_bundle, staging, write_manifest, write_tokenizer
 from pocketbert.converters.quantization import Precision, config_dict
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import native_output_to
@@ -42,7 +42,7 @@ class Result:
         return "written" if self.path else ("bug" if self.bug else "failed")
 
 
-def write_tokenizer(tokenizer, directory: Path) -> Path:
+def save_tokenizer(tokenizer, directory: Path) -> Path:
     """tokenizer.json + vocab.txt of the model's tokenizer, in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer.backend_tokenizer.save(str(directory / "tokenizer.json"))
@@ -123,15 +123,19 @@ class Job:
                     f"({tolerance.failure(parity[tolerance.metric])}); no bundle written; "
                     "try another precision or pass --allow-parity-failure"
                 )
-            self._write_assets(stage)
+            self._write_assets(stage, exported)
             write_manifest(stage, self._manifest(fmt, config, exported, parity))
             open_bundle(stage)
         seconds = time.perf_counter() - start
         return Result(fmt, config.name, target, parity, exported.checks, seconds=seconds)
 
-    def _write_assets(self, stage: Path) -> None:
-        for name in ("tokenizer.json", "vocab.txt"):
-            shutil.copy(self.tok_dir / name, stage / name)
+    def _write_assets(self, stage: Path, exported) -> None:
+        # the bundle's tokenizer cuts (and, for a fixed-length file, pads) at the bundle's
+        # own length, not at whatever the source's tokenizer.json was saved with
+        n = self.options.max_seq_len
+        pad_to = None if exported.dynamic_seq else n
+        write_tokenizer(self.tok_dir / "tokenizer.json", stage / "tokenizer.json", n, pad_to=pad_to)
+        shutil.copy(self.tok_dir / "vocab.txt", stage / "vocab.txt")
         (stage / "labels.json").write_text(json.dumps(self.loaded.labels, indent=2) + "\n")
 
     def _manifest(self, fmt: str, config: Precision, exported, parity: dict) -> dict:

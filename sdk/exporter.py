@@ -17,7 +17,7 @@ from pocketbert.converters.quantization import PRECISIONS, Precision, as_config,
 from pocketbert.core.errors import UserError, choices, first_line
 from pocketbert.core.progress import Progress, native_output_to
 from pocketbert.core.texts import BUILTIN, read_texts
-from pocketbert.export_job import Job, Result, write_tokenizer
+from pocketbert.export_job import Job, Result, save_tokenizer
 from pocketbert.export_output import StagedSet, check_target, remove_stale
 
 __all__ = ["PRECISIONS", "ExportBug", "ExportFailed", "ExportOptions", "Result", "export"]
@@ -166,7 +166,7 @@ def _export(model, out: Path, options: ExportOptions, jobs, texts, work: Path, p
 
         loaded = load_model(model, options.task)
         module = export_ready(loaded)
-    job = Job(loaded, module, options, texts, write_tokenizer(loaded.tokenizer, work / "tok"), work)
+    job = Job(loaded, module, options, texts, save_tokenizer(loaded.tokenizer, work / "tok"), work)
     remove_stale(out)
     single = len(jobs) == 1
     staged = None if single else StagedSet(out)
