@@ -135,8 +135,10 @@ def test_bare_file_travels_to_a_phone_as_a_one_file_directory(tmp_path):
     )
     assert record["status"] == "ok", record.get("error")
     assert (record["transport"], record["source"], record["seq_len"]) == ("adb", "foreign file", 12)
-    (copied,) = phone.iterdir()
-    assert sorted(p.name for p in copied.iterdir()) == ["record.json", "third-party.onnx"]
+    (home,) = phone.iterdir()  # named by a hash of the file, never by the user's name
+    assert home.name.startswith("bundle-")
+    assert sorted(p.name for p in home.iterdir()) == ["bundle", "record.json"]
+    assert [p.name for p in (home / "bundle").iterdir()] == ["third-party.onnx"]
 
 
 def test_bare_file_travels_over_ssh_as_a_one_file_directory(sshd, tmp_path):  # noqa: F811
@@ -147,8 +149,10 @@ def test_bare_file_travels_over_ssh_as_a_one_file_directory(sshd, tmp_path):  # 
     )
     assert record["status"] == "ok", record.get("error")
     assert (record["transport"], record["source"]) == ("ssh", "foreign file")
-    copied = Path(sshd["workdir"]) / f"third-party-{sha(model)[:12]}"
-    assert sorted(p.name for p in copied.iterdir()) == ["record.json", "third-party.onnx"]
+    (home,) = Path(sshd["workdir"]).iterdir()  # named by a hash, never by the user's name
+    assert home.name.startswith("bundle-")
+    assert sorted(p.name for p in home.iterdir()) == ["bundle", "record.json"]
+    assert [p.name for p in (home / "bundle").iterdir()] == ["third-party.onnx"]
 
 
 def test_estimate_counts_a_bare_onnx_file(tmp_path):
