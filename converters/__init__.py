@@ -1,6 +1,19 @@
-"""Teacher -> student -> distilled -> quantized -> exported file (needs torch)."""
+"""Teacher -> student -> distilled -> quantized -> exported file (needs torch).
 
-from pocketbert.converters import export_executorch, export_onnx, export_tflite  # noqa: F401
-from pocketbert.converters.registry import EXPORTERS, ExporterInfo, register_exporter
+The exporters (and with them torch) load on first use of ``EXPORTERS``, so that
+``pocketbert.converters.architectures.preflight`` can refuse bad input without torch.
+"""
+
+from pocketbert.converters.registry import ExporterInfo, register_exporter
 
 __all__ = ["EXPORTERS", "ExporterInfo", "register_exporter"]
+
+
+def __getattr__(name: str):
+    if name == "EXPORTERS":
+        from pocketbert.converters import export_executorch, export_onnx, export_tflite  # noqa: F401
+        from pocketbert.converters.registry import EXPORTERS
+
+        globals()["EXPORTERS"] = EXPORTERS
+        return EXPORTERS
+    raise AttributeError(f"module 'pocketbert.converters' has no attribute '{name}'")

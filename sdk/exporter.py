@@ -98,6 +98,9 @@ def export(
     A bundle is written only if its file loads in its own runtime and passes the parity
     gate (or ``allow_parity_failure``). Bad input raises UserError before anything is written.
     """
+    from pocketbert.converters.architectures import preflight
+
+    preflight(model, task, max_seq_len)  # bad model input is refused before torch loads
     from pocketbert.converters import EXPORTERS
 
     options = ExportOptions(
@@ -118,7 +121,7 @@ def export(
     with progress.step(f"loading {model}"):
         from pocketbert.converters.model import export_ready, load_model
 
-        loaded = load_model(model, options.task)
+        loaded = load_model(model, options.task, max_seq_len=options.max_seq_len)
         module = export_ready(loaded)
     jobs = [(f, p) for f in options.formats for p in options.precisions]
     single = len(jobs) == 1
