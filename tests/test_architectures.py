@@ -54,7 +54,7 @@ def test_every_table_architecture_has_a_tokenizer_of_its_own_kind(tiny_models):
         assert model == {"wordpiece": "WordPiece", "byte-level-bpe": "BPE"}.get(kind, "Unigram")
 
 
-@pytest.mark.parametrize(("arch", "fmt", "precision"), _matrix())
+@pytest.mark.parametrize(("arch", "fmt", "precision"), list(_matrix()))
 def test_architecture_exports_a_verified_bundle(arch, fmt, precision, tiny_models, tmp_path):
     out = tmp_path / "bundle"
     (result,) = pocketbert.export(

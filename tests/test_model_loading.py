@@ -77,7 +77,7 @@ def _encoder_as_classifier(tiny, tmp):
 CASES = {
     "missing directory": (lambda tiny, tmp: (tmp / "nope", []), "no config.json"),
     "config without model_type": (_empty_config, "has no model_type in config.json"),
-    "unsupported architecture": (_deberta, "'deberta-v2' is not supported; supported: albert"),
+    "unsupported architecture": (_deberta, "'deberta-v2' is not supported (its relative attention"),
     "no tokenizer files": (_no_tokenizer, "has no tokenizer"),
     "no weights": (_no_weights, "has no weights"),
     "truncated safetensors": (_truncated_weights, "model.safetensors is truncated"),
