@@ -47,17 +47,21 @@ class Architecture:
     token_types: bool  # has a token-type table (fed zeros); False: the family has none
     # Positions start after the padding index (RoBERTa's position ids are
     # padding_idx + 1 + i), so max_position_embeddings - (pad_token_id + 1) tokens fit.
+    # The export feeds them from a constant table (see model.ExportWrapper): the model's
+    # own cumsum over the ids fails PT2E int8 (its integer scalars become float).
     positions_after_padding: bool = False
     notes: str = ""
+
+    def position_offset(self, config: dict) -> int:
+        """The position id of a sequence's first token (pad_token_id + 1 for RoBERTa)."""
+        return int(config.get("pad_token_id") or 0) + 1 if self.positions_after_padding else 0
 
     def position_limit(self, config: dict) -> int | None:
         """The longest sequence the model's position table covers (None: not stated)."""
         positions = config.get("max_position_embeddings")
         if not isinstance(positions, int):
             return None
-        if self.positions_after_padding:
-            return positions - (int(config.get("pad_token_id") or 0) + 1)
-        return positions
+        return positions - self.position_offset(config)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -150,11 +154,16 @@ def _looks_local(source: str) -> bool:
 
 
 def preflight(
-    source: str | Path, task: str | None = None, max_seq_len: int | None = None
+    source: str | Path,
+    task: str | None = None,
+    max_seq_len: int | None = None,
+    *,
+    pooling: bool = True,
 ) -> ModelInfo:
     """Check ``source`` (a model directory or hub id) for export without importing torch.
 
-    Raises UserError naming what is wrong and what would be right.
+    Raises UserError naming what is wrong and what would be right. ``pooling=False``
+    skips the sentence-transformers pooling (training uses the encoder, not its pooling).
     """
     source = str(source)
     if task is not None and task not in TASKS:
@@ -176,7 +185,7 @@ def preflight(
         ) from exc
     info = check_config(config, source, task, max_seq_len)
     _check_files(path, source)
-    pooling = read_pooling(path, source) if info.task == "embedding" else None
+    how = read_pooling(path, source) if pooling and info.task == "embedding" else None
     return ModelInfo(
         source,
         local=True,
@@ -184,7 +193,7 @@ def preflight(
         task=info.task,
         labels=info.labels,
         position_limit=info.position_limit,
-        pooling=pooling,
+        pooling=how,
     )
 
 

@@ -33,16 +33,36 @@ __all__ = ["ARCHITECTURES", "TASKS", "ExportWrapper", "LoadedModel", "load_model
 
 
 class ExportWrapper(nn.Module):
-    """A fixed two-input signature over any supported transformers encoder."""
+    """A fixed two-input signature over any supported transformers encoder.
 
-    def __init__(self, model: nn.Module, task: str, pooling: Pooling | None = None) -> None:
+    ``position_offset`` (RoBERTa-style families): position ids are fed from a constant
+    table, ``offset + i``. That is what the model computes itself for right-padded input
+    whose ids hold no pad id (pocketbert's encoder pads with id 0 under a zero mask), but
+    its own computation (a cumsum over ``ids != pad``) does not survive PT2E int8.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        pooling: Pooling | None = None,
+        position_offset: int = 0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.task = task
         self.pooling = pooling or Pooling()
+        ids = None
+        if position_offset:
+            limit = model.config.max_position_embeddings
+            ids = torch.arange(position_offset, limit, dtype=torch.long).unsqueeze(0)
+        self.register_buffer("position_ids", ids, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        extra = {}
+        if self.position_ids is not None:
+            extra["position_ids"] = self.position_ids[:, : input_ids.shape[1]]
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
         if self.task == "classification":
             return out.logits
         return pool(out.last_hidden_state, attention_mask, self.pooling)
@@ -110,10 +130,10 @@ def read_config(source: str):
 
 
 def supported_config(
-    source: str, task: str | None = None, max_seq_len: int | None = None
+    source: str, task: str | None = None, max_seq_len: int | None = None, *, pooling: bool = True
 ) -> tuple[object, ModelInfo]:
     """(transformers config, checked ModelInfo) of ``source``; UserError if unsupported."""
-    info = preflight(source, task, max_seq_len)
+    info = preflight(source, task, max_seq_len, pooling=pooling)
     config = read_config(source)
     if not info.local:  # a hub id: its config.json is here only now
         info = check_config(config.to_dict(), source, task, max_seq_len)
@@ -126,7 +146,7 @@ def load_pretrained(source: str | os.PathLike, cls, **kwargs):
     from transformers import AutoTokenizer
 
     source = str(source)
-    supported_config(source)
+    supported_config(source, pooling=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         model = cls.from_pretrained(
@@ -156,7 +176,8 @@ def load_model(
     model, tokenizer = load_pretrained(source, cls)
     model.eval()
     pooling = (info.pooling or Pooling()) if task == "embedding" else None
-    wrapper = ExportWrapper(model, task, pooling).eval()
+    offset = info.architecture.position_offset(config.to_dict())
+    wrapper = ExportWrapper(model, task, pooling, offset).eval()
     return LoadedModel(
         wrapper, tokenizer, config, task, info.labels, source, source_hash(source), pooling
     )

@@ -196,3 +196,22 @@ def test_embedding_model_with_unexportable_sentence_transformers_modules_is_refu
     model = _sentence_transformer(tiny_embedder, tmp_path, pooling, modules)
     with pytest.raises(UserError, match=re.escape(says)):
         preflight(model)
+
+
+def test_roberta_export_module_matches_transformers_on_a_padded_batch(tiny_models):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from pocketbert.converters.model import load_model
+
+    source = tiny_models["roberta"]
+    module = load_model(source).module  # position ids from its constant table
+    assert module.position_ids[0, :3].tolist() == [2, 3, 4]  # pad id 1, then + 1
+    reference = AutoModelForSequenceClassification.from_pretrained(source).eval()
+    texts = ["a fine film", "the garden looks wonderful in the evening light"]
+    enc = AutoTokenizer.from_pretrained(source)(texts, padding=True, return_tensors="pt")
+    assert (enc["input_ids"] == 1).any()  # the short text is padded with RoBERTa's pad id
+    with torch.no_grad():
+        ours = module(enc["input_ids"], enc["attention_mask"])
+        theirs = reference(**enc).logits
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
