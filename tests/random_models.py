@@ -36,23 +36,20 @@ _ROBERTA_POSITIONS = dict(max_position_embeddings=514)  # 512 tokens after paddi
 SIZES: dict[tuple[str, str], dict] = {
     ("bert", "tiny"): _TINY,
     ("distilbert", "tiny"): dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
-    ("mobilebert", "tiny"): dict(
-        hidden_size=64,
-        embedding_size=32,
-        intra_bottleneck_size=32,
-        true_hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_feedforward_networks=2,
-    ),
-    ("squeezebert", "tiny"): dict(
-        hidden_size=64,
-        embedding_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-    ),
+    ("mobilebert", "tiny"): {
+        **_TINY,
+        "hidden_size": 64,
+        "embedding_size": 32,
+        "intra_bottleneck_size": 32,
+        "true_hidden_size": 32,
+        "num_feedforward_networks": 2,
+    },
+    ("squeezebert", "tiny"): {
+        **_TINY,
+        "hidden_size": 64,
+        "embedding_size": 64,
+        "intermediate_size": 128,
+    },
     ("roberta", "tiny"): {**_TINY, **_ROBERTA_POSITIONS},
     ("xlm-roberta", "tiny"): {**_TINY, **_ROBERTA_POSITIONS},
     ("electra", "tiny"): {**_TINY, "embedding_size": 16},  # projected up to hidden_size
@@ -60,13 +57,7 @@ SIZES: dict[tuple[str, str], dict] = {
     ("bert", "small"): _SMALL,
     ("distilbert", "small"): dict(dim=384, n_layers=6, n_heads=12, hidden_dim=1536),
     ("mobilebert", "small"): dict(),  # the published MobileBERT shape: 24 thin layers
-    ("squeezebert", "small"): dict(
-        hidden_size=384,
-        embedding_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-    ),
+    ("squeezebert", "small"): {**_SMALL, "embedding_size": 384},
     ("roberta", "small"): {**_SMALL, **_ROBERTA_POSITIONS},
     ("xlm-roberta", "small"): {**_SMALL, **_ROBERTA_POSITIONS},
     ("electra", "small"): dict(  # ELECTRA-small's published shape
