@@ -15,6 +15,7 @@ import json
 import logging
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -53,7 +54,9 @@ def interleaved_p50_ms(
 
 
 def models(root: Path, names: list[str]) -> dict[str, Path]:
-    from pocketbert.converters.random_models import save_random_model
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from random_models import save_random_model  # tests/random_models.py
+
     from pocketbert.examples import minilm_path
 
     out = {}
@@ -169,11 +172,9 @@ def optimum_rows(model_dir: Path, out: Path, f: dict) -> list[dict]:
                 "error": "pip install 'optimum[onnxruntime]'",
             }
         ]
-    from transformers import AutoConfig
+    from pocketbert.converters.architectures import preflight
 
-    from pocketbert.converters.model import resolve_task
-
-    task = resolve_task(AutoConfig.from_pretrained(model_dir), None)
+    task = preflight(model_dir).task
     cls = (
         ORTModelForSequenceClassification
         if task == "classification"

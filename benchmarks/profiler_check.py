@@ -54,7 +54,9 @@ PUBLISHED = [
 
 def tiny_bundle(out: Path) -> Path:
     import pocketbert
-    from pocketbert.converters.random_models import save_random_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from random_models import save_random_model  # tests/random_models.py
 
     model = save_random_model("bert", out / "model")
     pocketbert.export(model, out / "bundle", format="onnx", precision="fp32", quiet=True)

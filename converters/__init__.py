@@ -1,10 +1,13 @@
 """Teacher -> student -> distilled -> quantized -> exported file (needs torch).
 
-``EXPORTERS`` fills on first use (the exporter modules import torch); the config
-modules (``quantization``, ``methods``, ``registry``) import without torch.
+``EXPORTERS`` fills on first use (the exporter modules import torch), so that the config
+modules (``quantization``, ``methods``, ``registry``) and
+``pocketbert.converters.architectures.preflight`` import, and refuse bad input, without torch.
 """
 
 from pocketbert.converters.registry import ExporterInfo, register_exporter
+
+__all__ = ["EXPORTERS", "ExporterInfo", "register_exporter"]
 
 
 def __getattr__(name: str):
@@ -12,8 +15,6 @@ def __getattr__(name: str):
         from pocketbert.converters import export_executorch, export_onnx, export_tflite  # noqa: F401
         from pocketbert.converters.registry import EXPORTERS
 
+        globals()["EXPORTERS"] = EXPORTERS
         return EXPORTERS
     raise AttributeError(f"module 'pocketbert.converters' has no attribute {name!r}")
-
-
-__all__ = ["EXPORTERS", "ExporterInfo", "register_exporter"]

@@ -1,7 +1,9 @@
 """Load a teacher (a transformers directory or hub id) as an exportable torch module.
 
 The module takes ``(input_ids, attention_mask)`` and returns float32 logits
-(classification) or a mean-pooled sentence embedding (embedding).
+(classification) or a sentence embedding pooled as the source says (its
+sentence-transformers modules.json; mean pooling, unnormalised, when it has none).
+Everything checkable without torch is checked first by ``architectures.preflight``.
 """
 
 from __future__ import annotations
@@ -16,28 +18,74 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from pocketbert.converters.architectures import (
+    ARCHITECTURES,
+    TASKS,
+    ModelInfo,
+    Pooling,
+    check_config,
+    preflight,
+)
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
-from pocketbert.core.errors import UserError, choices, first_line
+from pocketbert.core.errors import UserError, first_line
 
-ARCHITECTURES = ("bert", "mobilebert", "squeezebert", "distilbert")
-TASKS = ("classification", "embedding")
+__all__ = ["ARCHITECTURES", "TASKS", "ExportWrapper", "LoadedModel", "load_model", "preflight"]
 
 
 class ExportWrapper(nn.Module):
-    """A fixed two-input signature over any supported transformers encoder."""
+    """A fixed two-input signature over any supported transformers encoder.
 
-    def __init__(self, model: nn.Module, task: str) -> None:
+    ``position_offset`` (RoBERTa-style families): position ids are fed from a constant
+    table, ``offset + i``. That is what the model computes itself for right-padded input
+    whose ids hold no pad id (pocketbert's encoder pads with id 0 under a zero mask), but
+    its own computation (a cumsum over ``ids != pad``) does not survive PT2E int8.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        pooling: Pooling | None = None,
+        position_offset: int = 0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.task = task
+        self.pooling = pooling or Pooling()
+        ids = None
+        if position_offset:
+            limit = model.config.max_position_embeddings
+            ids = torch.arange(position_offset, limit, dtype=torch.long).unsqueeze(0)
+        self.register_buffer("position_ids", ids, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        extra = {}
+        if self.position_ids is not None:
+            extra["position_ids"] = self.position_ids[:, : input_ids.shape[1]]
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
         if self.task == "classification":
             return out.logits
-        hidden = out.last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return pool(out.last_hidden_state, attention_mask, self.pooling)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """sentence-transformers' Pooling (modes concatenated in order), then its Normalize."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    count = mask.sum(1).clamp(min=1e-9)
+    parts = []
+    for mode in pooling.modes:
+        if mode == "cls":
+            parts.append(hidden[:, 0])
+        elif mode == "max":
+            parts.append(hidden.masked_fill(mask == 0, -1e9).max(1).values)
+        elif mode == "mean":
+            parts.append((hidden * mask).sum(1) / count)
+        else:  # mean_sqrt_len
+            parts.append((hidden * mask).sum(1) / count.sqrt())
+    vector = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+    if pooling.normalize:
+        vector = vector / vector.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return vector
 
 
 @dataclass
@@ -49,6 +97,7 @@ class LoadedModel:
     labels: list[str]  # empty for embeddings
     source: str
     source_hash: str
+    pooling: Pooling | None = None  # embeddings: how the vector is pooled (for the manifest)
 
 
 def source_hash(source: str) -> str:
@@ -67,15 +116,9 @@ def source_hash(source: str) -> str:
 
 
 def read_config(source: str):
+    """The transformers config of ``source`` (a directory checked by preflight, or hub id)."""
     from transformers import AutoConfig
 
-    path = Path(source)
-    looks_local = path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
-    if looks_local and not (path / "config.json").is_file():
-        raise UserError(
-            f"model '{source}' is not a transformers model directory (no config.json); "
-            "give a directory written by save_pretrained or a hub id"
-        )
     try:
         return AutoConfig.from_pretrained(source)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
@@ -86,24 +129,15 @@ def read_config(source: str):
         ) from exc
 
 
-def resolve_task(config, task: str | None) -> str:
-    if task is not None:
-        if task not in TASKS:
-            raise UserError(f"unknown task '{task}'; choose one of: {choices(TASKS)}")
-        return task
-    archs = getattr(config, "architectures", None) or []
-    return "classification" if any("SequenceClassification" in a for a in archs) else "embedding"
-
-
-def supported_config(source: str):
-    """The config of ``source``, or a UserError when its architecture is not supported."""
+def supported_config(
+    source: str, task: str | None = None, max_seq_len: int | None = None, *, pooling: bool = True
+) -> tuple[object, ModelInfo]:
+    """(transformers config, checked ModelInfo) of ``source``; UserError if unsupported."""
+    info = preflight(source, task, max_seq_len, pooling=pooling)
     config = read_config(source)
-    if config.model_type not in ARCHITECTURES:
-        raise UserError(
-            f"architecture '{config.model_type}' is not supported; "
-            f"supported: {choices(ARCHITECTURES)}"
-        )
-    return config
+    if not info.local:  # a hub id: its config.json is here only now
+        info = check_config(config.to_dict(), source, task, max_seq_len)
+    return config, info
 
 
 def load_pretrained(source: str | os.PathLike, cls, **kwargs):
@@ -112,7 +146,7 @@ def load_pretrained(source: str | os.PathLike, cls, **kwargs):
     from transformers import AutoTokenizer
 
     source = str(source)
-    supported_config(source)
+    supported_config(source, pooling=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         model = cls.from_pretrained(
@@ -129,22 +163,24 @@ def load_pretrained(source: str | os.PathLike, cls, **kwargs):
     return model, tokenizer
 
 
-def load_model(source: str | os.PathLike, task: str | None = None) -> LoadedModel:
+def load_model(
+    source: str | os.PathLike, task: str | None = None, *, max_seq_len: int | None = None
+) -> LoadedModel:
     """Load ``source`` for export; raises UserError for anything a user can fix."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     source = str(source)
-    config = supported_config(source)
-    task = resolve_task(config, task)
+    config, info = supported_config(source, task, max_seq_len)
+    task = info.task
     cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
     model, tokenizer = load_pretrained(source, cls)
     model.eval()
-    labels: list[str] = []
-    if task == "classification":
-        id2label = getattr(config, "id2label", None) or {}
-        labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
-    wrapper = ExportWrapper(model, task).eval()
-    return LoadedModel(wrapper, tokenizer, config, task, labels, source, source_hash(source))
+    pooling = (info.pooling or Pooling()) if task == "embedding" else None
+    offset = info.architecture.position_offset(config.to_dict())
+    wrapper = ExportWrapper(model, task, pooling, offset).eval()
+    return LoadedModel(
+        wrapper, tokenizer, config, task, info.labels, source, source_hash(source), pooling
+    )
 
 
 def export_ready(loaded: LoadedModel) -> nn.Module:

@@ -136,6 +136,9 @@ def export(
     UserError (``ExportFailed`` once jobs ran); a bug in a job raises ``ExportBug`` after
     the other jobs ran. Converter warnings and native log lines go to the run's log.
     """
+    from pocketbert.converters.architectures import preflight
+
+    preflight(model, task, max_seq_len)  # bad model input is refused before torch loads
     from pocketbert.converters import EXPORTERS
 
     options = ExportOptions(
@@ -164,7 +167,7 @@ def _export(model, out: Path, options: ExportOptions, jobs, texts, work: Path, p
     with progress.step(f"loading {model}"), native_output_to(work / "load.log"):
         from pocketbert.converters.model import export_ready, load_model
 
-        loaded = load_model(model, options.task)
+        loaded = load_model(model, options.task, max_seq_len=options.max_seq_len)
         module = export_ready(loaded)
     job = Job(loaded, module, options, texts, save_tokenizer(loaded.tokenizer, work / "tok"), work)
     remove_stale(out)

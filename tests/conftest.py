@@ -4,7 +4,27 @@ from pathlib import Path
 
 import pytest
 
+from pocketbert.converters.architectures import ARCHITECTURES as TABLE
+
+# The four the conformance suite walks at every precision in the default run; the rest of
+# the table is walked by test_architectures.py (full matrix: pytest -m slow).
 ARCHITECTURES = ("bert", "distilbert", "mobilebert", "squeezebert")
+ALL_ARCHITECTURES = tuple(TABLE)
+NEW_ARCHITECTURES = tuple(a for a in ALL_ARCHITECTURES if a not in ARCHITECTURES)
+
+
+class _Models(dict):
+    """architecture -> a tiny random classifier directory, written on first use."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, arch: str) -> Path:
+        from random_models import save_random_model
+
+        self[arch] = save_random_model(arch, self.root / arch)
+        return self[arch]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,17 +45,14 @@ def _quiet_converters():
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """Random-weight tiny classifiers, one per supported architecture."""
-    from pocketbert.converters.random_models import save_random_model
-
-    root = tmp_path_factory.mktemp("models")
-    return {arch: save_random_model(arch, root / arch) for arch in ARCHITECTURES}
+    """Random-weight tiny classifiers, one per architecture of the table (written on first use)."""
+    return _Models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")
 def tiny_embedder(tmp_path_factory) -> Path:
     """A random-weight tiny BERT encoder, exported as a sentence-embedding model."""
-    from pocketbert.converters.random_models import save_random_model
+    from random_models import save_random_model
 
     return save_random_model("bert", tmp_path_factory.mktemp("embedder") / "bert", task="embedding")
 

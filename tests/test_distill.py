@@ -217,7 +217,8 @@ def test_resume_refuses_a_checkpoint_of_another_run(tiny_models, reviews_csv, tm
 def test_teacher_and_student_with_different_tokenizers_is_user_error(
     tiny_models, reviews_csv, tmp_path
 ):
-    from pocketbert.converters.random_models import save_random_model
+    from random_models import save_random_model
+
     from pocketbert.examples import minilm_path
 
     other = save_random_model("bert", tmp_path / "other", tokenizer_from=minilm_path())

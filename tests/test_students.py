@@ -3,8 +3,8 @@ teacher where shapes allow, and (after a short distillation) exports and verifie
 
 import pytest
 import torch
+from random_models import SIZES
 
-from pocketbert.converters.random_models import SIZES
 from pocketbert.converters.students import (
     FAMILIES,
     StudentSpec,
