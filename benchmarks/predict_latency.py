@@ -50,8 +50,10 @@ def cpu_model() -> str:
 
 def export_bundles(root: Path, real: bool, max_seq_len: int) -> list[Path]:
     import pocketbert
-    from pocketbert.converters.random_models import save_random_model
     from pocketbert.examples import minilm_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from random_models import save_random_model  # tests/random_models.py
 
     if real:
         model = minilm_path()

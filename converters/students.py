@@ -100,10 +100,14 @@ def student_config(teacher_config: Any, spec: StudentSpec) -> Any:
     """The transformers config of ``spec``'s student for this teacher (vocab and labels kept)."""
     from transformers import AutoConfig
 
-    if teacher_config.model_type not in ("bert", "mobilebert", "squeezebert"):
+    from pocketbert.converters.architectures import ARCHITECTURES
+
+    # any encoder of the table can teach: the student keeps its vocabulary and tokenizer
+    # (and starts from the teacher's weights where the shapes allow: BERT teachers)
+    if teacher_config.model_type not in ARCHITECTURES:
         raise UserError(
             f"teacher architecture '{teacher_config.model_type}' has no student recipe; "
-            f"give a teacher of type: {choices(FAMILIES)}"
+            f"give a teacher of type: {choices(ARCHITECTURES)}"
         )
     k = resolve_knobs(spec, teacher_config)
     common = dict(

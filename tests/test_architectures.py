@@ -8,6 +8,8 @@ ONNX fp32 + int8-dynamic per architecture and one ExecuTorch and one TFLite case
 architecture least like BERT (ALBERT: factorized embeddings, one layer shared by all).
 """
 
+import json
+
 import pytest
 from conftest import ALL_ARCHITECTURES, ARCHITECTURES, NEW_ARCHITECTURES
 from random_models import SIZES
@@ -69,3 +71,27 @@ def test_architecture_exports_a_verified_bundle(arch, fmt, precision, tiny_model
         assert m["parity"]["argmax_agreement"] >= 0.98
     preds = pocketbert.load(out, threads=1).predict(["a wonderful film", "a dull film"])
     assert [p["label"] in ("negative", "positive") for p in preds] == [True, True]
+
+
+@pytest.mark.parametrize("arch", ["roberta", "albert"])
+def test_teacher_of_another_family_distils_into_a_student_that_exports(
+    arch, tiny_models, reviews_csv, tmp_path
+):
+    """The student keeps the teacher's vocabulary and tokenizer (byte-level BPE, unigram)."""
+    from pocketbert.converters.distill import DistillConfig, run_distill
+    from pocketbert.converters.distill_loss import LossWeights
+    from pocketbert.converters.students import StudentSpec
+    from pocketbert.converters.train_loop import TrainConfig
+
+    train = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, lr=1e-3)
+    loss = LossWeights(ce=1.0, kd=1.0, hidden=1.0, attention=1.0)
+    cfg = DistillConfig(student=StudentSpec("squeezebert"), loss=loss, train=train)
+    summary = run_distill(tiny_models[arch], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    assert summary["history"][0]["loss"] > 0
+    out = tmp_path / "bundle"
+    pocketbert.export(tmp_path / "s", out, format="onnx", precision="fp32", quiet=True)
+    bundle = open_bundle(out)
+    assert bundle.manifest["parity"]["passed"]
+    teacher_vocab = json.loads((tiny_models[arch] / "tokenizer.json").read_text())["model"]
+    student_vocab = json.loads((out / "tokenizer.json").read_text())["model"]
+    assert student_vocab["type"] == teacher_vocab["type"]

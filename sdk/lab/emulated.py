@@ -63,7 +63,7 @@ def bert_cost(
 # The calibration: the MobileBERT paper (Sun et al., ACL 2020, Table 4), Pixel 4, TFLite,
 # 4 threads, seq 128, fp32. FLOPs are pocketbert's own graph counts of the same shapes:
 # BERT-base from bert_cost (12 x 768, 3072, 12 heads); MobileBERT counted from the ONNX
-# graph of a random-weight MobileBERT of the published shape (converters/random_models.py
+# graph of a random-weight MobileBERT of the published shape (tests/random_models.py
 # "mobilebert/small", exported with pocketbert export --format onnx, seq 128).
 PIXEL4_PEAK_GFLOPS = 161.6  # devices.yaml pixel4
 CALIBRATION = {
