@@ -181,8 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", parents=[common], help="export a model to verified bundles")
     p.add_argument("model", help="transformers model directory or hub id")
-    p.add_argument("--format", default="onnx", help="onnx | executorch | tflite | all")
-    p.add_argument("--precision", default="fp32", help=f"{' | '.join(PRECISIONS)} | all")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        default=["onnx"],
+        help="onnx | executorch | tflite | all (several: a set)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        help=f"{' | '.join(PRECISIONS)} | all (several: a set)",
+    )
     p.add_argument("--task", default=None, help="classification | embedding (default: from config)")
     p.add_argument(
         "--calibration",
