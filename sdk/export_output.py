@@ -34,9 +34,11 @@ def check_target(out: Path, jobs: int, suffixes: dict[str, str], formats: Iterab
         wanted = ", ".join(sorted(set(formats)))
         clash = f" and --format is {wanted}" if wanted != fmt else ""
         raise UserError(
-            f"-o {out} names a model file ({fmt}){clash}; a bundle is a directory or a .zip: "
-            f"give -o {bundle} (writes {bundle / ('model' + out.suffix)}) or -o {bundle}.zip"
+            f"-o {out.name} names a model file ({fmt}){clash}; a bundle is a directory or "
+            f"a .zip: give -o {bundle.name} (writes {bundle.name}/model{out.suffix}) "
+            f"or -o {bundle.name}.zip"
         )
+    check_writable(out)
     if out.suffix == ".zip":
         if jobs > 1:
             raise UserError(
@@ -53,6 +55,24 @@ def check_target(out: Path, jobs: int, suffixes: dict[str, str], formats: Iterab
             f"'{out}' exists and is not a set of pocketbert bundles; give a new directory "
             "or an earlier export's directory to replace"
         )
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an ``out`` whose directory cannot be written, before the model loads.
+
+    The nearest existing folder above ``out`` is probed by making (and removing) a
+    directory in it: permissions, read-only mounts and immutable folders all show there.
+    """
+    place = out.absolute().parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        Path(tempfile.mkdtemp(prefix=".pocketbert-probe-", dir=place)).rmdir()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the output '{out}': '{place}' is not writable ({exc.strerror}); "
+            "give an -o in a writable place"
+        ) from exc
 
 
 def is_zip_bundle(path: Path) -> bool:

@@ -149,6 +149,13 @@ def load(bundle: str | Path, *, threads: int | None = None) -> Predictor:
     A zipped bundle is extracted to a private directory removed by ``close()`` (or when
     the Predictor is garbage-collected, or at exit).
     """
+    path = Path(bundle)
+    if path.is_file() and path.suffix in {i.suffix for i in runtimes.RUNTIMES.values()}:
+        raise UserError(
+            f"'{path.name}' is a bare model file; running text through it needs its tokenizer "
+            "and labels, which a bundle carries: make one with `pocketbert export MODEL -o "
+            f"DIR` (or time the bare file with `pocketbert profile {path.name} --seq-len N`)"
+        )
     opened = open_bundle(bundle)
     try:
         return Predictor(opened, threads=threads)

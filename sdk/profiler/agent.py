@@ -278,6 +278,8 @@ def run_agent(args: argparse.Namespace) -> int:
             record, code = {"status": "failed", "error": str(exc)}, 2
             text = json.dumps(record)
     print(text, flush=True)
+    if code == 2:  # the record is for the lab; the person at the terminal gets the one line
+        print(f"pocketbert: error: {record['error']}", file=sys.stderr)
     return code
 
 
