@@ -22,7 +22,7 @@ from pocketbert.exporter import PRECISIONS
 FORMATS = ("onnx", "executorch", "tflite")
 DEFAULT = {
     *((a, "onnx", p) for a in NEW_ARCHITECTURES for p in ("fp32", "int8-dynamic")),
-    ("albert", "executorch", "int8-dynamic"),
+    ("albert", "executorch", "fp32"),
     ("albert", "tflite", "fp32"),
 }
 

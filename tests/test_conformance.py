@@ -35,8 +35,26 @@ def test_every_precision_config_is_named_in_the_table_and_handled_by_an_exporter
     assert all(PRECISIONS[c.name] is c for c in handled)
 
 
-@pytest.mark.parametrize("fmt", sorted(EXPORTERS))
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+# ExecuTorch and TFLite exports take from tens of seconds to minutes per architecture: the
+# default run walks ONNX for every architecture, ExecuTorch for BERT and TFLite for BERT and
+# SqueezeBERT; `pytest -m slow` walks the rest.
+DEFAULT_RUN = {
+    "onnx": set(ARCHITECTURES),
+    "executorch": {"bert"},
+    "tflite": {"bert", "squeezebert"},
+}
+
+
+def _jobs():
+    for arch in ARCHITECTURES:
+        for fmt in sorted(EXPORTERS):
+            slow = arch not in DEFAULT_RUN.get(fmt, ())
+            yield pytest.param(
+                fmt, arch, marks=(pytest.mark.slow,) if slow else (), id=f"{arch}-{fmt}"
+            )
+
+
+@pytest.mark.parametrize(("fmt", "arch"), list(_jobs()))
 def test_export_writes_verified_bundles_for_every_precision(fmt, arch, tiny_models, tmp_path):
     out = tmp_path / "bundles"
     configs = [config_type() for config_type in EXPORTERS[fmt].handles]

@@ -107,14 +107,21 @@ def test_exporter_entry_dispatches_on_the_config_type_when_exporting(monkeypatch
         info.export(None, Spec(Int8Static()), "x.probe")
 
 
+def _must_not_load(*args, **kwargs):
+    raise AssertionError("the model was loaded before the options were checked")
+
+
 def test_export_refuses_a_precision_its_format_does_not_handle_before_loading(
-    monkeypatch, tmp_path
+    monkeypatch, tmp_path, tiny_models
 ):
+    from pocketbert.converters import model
+
     onnx_info = EXPORTERS["onnx"]
     fp32_only = dataclasses.replace(onnx_info, handles={Fp32: onnx_info.handles[Fp32]})
     monkeypatch.setitem(EXPORTERS, "onnx", fp32_only)
+    monkeypatch.setattr(model, "load_model", _must_not_load)
     with pytest.raises(UserError, match="format onnx does not export 'int8-dynamic'"):
-        pocketbert.export(tmp_path / "no-model-needed", tmp_path / "o", precision="int8-dynamic")
+        pocketbert.export(tiny_models["bert"], tmp_path / "o", precision="int8-dynamic")
 
 
 def test_export_records_the_config_when_int8_static_is_tuned(tiny_models, tmp_path):
@@ -137,9 +144,14 @@ def test_export_records_the_config_when_int8_static_is_tuned(tiny_models, tmp_pa
     assert "DynamicQuantizeLinear" not in ops  # every MatMul calibrated: none left dynamic
 
 
-def test_export_refuses_one_precision_named_twice(tmp_path):
+def test_export_refuses_one_precision_named_twice(monkeypatch, tmp_path, tiny_models):
+    from pocketbert.converters import model
+
+    monkeypatch.setattr(model, "load_model", _must_not_load)
     with pytest.raises(UserError, match="name one twice"):
-        pocketbert.export(tmp_path / "m", tmp_path / "o", precision=[Int8Static(), "int8-static"])
+        pocketbert.export(
+            tiny_models["bert"], tmp_path / "o", precision=[Int8Static(), "int8-static"]
+        )
 
 
 def test_method_registry_applies_the_handler_of_the_config_type(monkeypatch):
