@@ -51,6 +51,7 @@ def run_finetune(
     text_column: str | None = None,
     label_column: str | None = None,
     drop_unlabelled: bool = False,
+    label_names: tuple[str, ...] | None = None,
     resume: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
@@ -69,6 +70,7 @@ def run_finetune(
             label_column=label_column,
             seed=cfg.seed,
             drop_unlabelled=drop_unlabelled,
+            label_names=label_names,
         )
     say(data.describe())
     model, tokenizer = load_for_finetuning(model_dir, data.labels)

@@ -158,6 +158,8 @@ class Job:
             "max_seq_len": n,
             "dynamic_seq": exported.dynamic_seq,
             "architecture": self.loaded.config.model_type,
+            # how an embedding is pooled and whether it is normalised (modules.json, if any)
+            "pooling": self.loaded.pooling.to_dict() if self.loaded.pooling else None,
             "shape": _shape(self.loaded.config),
             "source": {"model": self.loaded.source, "sha256": self.loaded.source_hash},
             "recipe": {**self.options.as_dict(), "sha256": self.options.recipe_hash()},

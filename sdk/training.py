@@ -128,10 +128,24 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class FinetuneOptions(TrainOptions):
-    """Options of :func:`finetune` (its own defaults: 2 epochs at lr 5e-5)."""
+    """Options of :func:`finetune` (its own defaults: 2 epochs at lr 5e-5).
+
+    ``label_names``: names for the data's labels in their order (numeric labels by value),
+    e.g. ``("negative", "positive")`` for 0/1 data; the classifier and its bundles use them.
+    """
 
     epochs: int = 2
     lr: float = 5e-5
+    label_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.label_names, str):  # "negative,positive", as on the command line
+            names = tuple(n.strip() for n in self.label_names.split(","))
+            object.__setattr__(self, "label_names", names)
+
+    def run_options(self) -> dict[str, Any]:
+        return {**super().run_options(), "label_names": self.label_names}
 
 
 @dataclass(frozen=True)

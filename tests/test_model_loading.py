@@ -177,6 +177,8 @@ def test_embedding_bundle_is_pooled_and_normalised_as_modules_json_says(tiny_emb
     assert vec.shape == (1, 64)
     np.testing.assert_allclose(vec, expected.numpy(), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    recorded = json.loads((out / "manifest.json").read_text())["pooling"]
+    assert recorded == {"modes": ["cls", "max"], "normalize": True, "source": "modules.json"}
 
 
 def test_embedding_without_modules_json_stays_mean_pooled_unnormalised(tiny_embedder):

@@ -360,3 +360,24 @@ def test_progress_off_a_terminal_is_a_few_plain_lines(capsys):
     assert len(lines) == 10 + 7  # a line per tenth; fewer items than tenths: a line each
     assert lines[0] == "100/1000 step (10%)  loss=0.5" and lines[9].startswith("1000/1000")
     assert lines[-1] == "teacher: 7/7 batch (100%)"
+
+
+def test_cli_finetune_names_numeric_labels_when_label_names_are_given(
+    tiny_embedder, reviews_csv, tmp_path, capsys
+):
+    rows = [(t, "1" if y == "positive" else "0") for t, y in _reviews(reviews_csv)]
+    data = _write_csv(tmp_path / "numeric.csv", rows)
+    argv = ("finetune", tiny_embedder, "--data", data, "-o", tmp_path / "t", *FAST)
+    code, _, err = _cli(capsys, *argv, "--label-names", "negative,positive,neutral")
+    assert code == 2 and "gives 3 name(s)" in err and "has 2 labels (0, 1)" in err
+    assert not (tmp_path / "t").exists()
+
+    code, _, err = _cli(capsys, *argv, "--label-names", "negative,positive")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["labels"] == ["negative", "positive"]
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    negatives = sum(1 for _, y in rows if y == "0")
+    counts = summary["class_counts"]
+    assert sum(c["negative"] for c in counts.values()) == negatives

@@ -223,4 +223,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("model", help="transformers encoder or classifier directory, or hub id")
     _train_args(p, epochs=2, lr=5e-5)
+    p.add_argument(
+        "--label-names",
+        default=None,
+        help="names for the data's labels in their order, e.g. negative,positive for 0/1 data",
+    )
     p.set_defaults(func=cmd_finetune)

@@ -256,11 +256,14 @@ def load_data(
     seed: int = 0,
     teacher_labels: list[str] | None = None,
     drop_unlabelled: bool = False,
+    label_names: list[str] | tuple[str, ...] | None = None,
 ) -> LabelledData:
     """Read labelled text and split it (seeded, stratified) unless it comes split.
 
     A row whose label is empty, NaN or null is refused (a UserError naming the rows), or
-    left out and counted with ``drop_unlabelled=True``.
+    left out and counted with ``drop_unlabelled=True``. ``label_names`` names the data's
+    labels in their order (numeric labels by value, others alphabetically), e.g.
+    ``["negative", "positive"]`` for 0/1 data.
     """
     path = Path(path)
     dropped = 0
@@ -310,9 +313,25 @@ def load_data(
                 f"'{path}': {name} labels {', '.join(unseen)} never occur in train; labels must agree"
             )
     labels = label_order(train_labels, teacher_labels)
+    if label_names is not None:
+        splits, labels = _renamed(splits, labels, list(label_names), path)
     return LabelledData(
         splits["train"], splits["validation"], splits["test"], labels, str(path), digest, dropped
     )
+
+
+def _renamed(splits: dict, labels: list[str], names: list[str], path: Path):
+    """The splits with the data's labels (in ``labels`` order) replaced by ``names``."""
+    names = [str(n).strip() for n in names]
+    if len(names) != len(labels) or len(set(names)) != len(names) or not all(names):
+        raise UserError(
+            f"--label-names gives {len(names)} name(s) ({', '.join(names)}) but '{path}' has "
+            f"{len(labels)} labels ({', '.join(labels)}); give {len(labels)} distinct names "
+            "in that order"
+        )
+    rename = dict(zip(labels, names, strict=True))
+    renamed = {k: [(text, rename[lab]) for text, lab in rows] for k, rows in splits.items()}
+    return renamed, names
 
 
 CHANCE_MARGIN = 0.05  # an accuracy this close to the best blind guess is chance level
