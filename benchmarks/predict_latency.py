@@ -94,6 +94,7 @@ def static_tflite(bundle: Path, model: Path, out: Path) -> Path:
     import numpy as np
     import torch
 
+    from pocketbert.bundle_checks import DIGEST_KEY, manifest_digest
     from pocketbert.converters.export_tflite import _int8_dynamic
     from pocketbert.converters.model import export_ready, load_model
 
@@ -116,6 +117,7 @@ def static_tflite(bundle: Path, model: Path, out: Path) -> Path:
     manifest["dynamic_seq"] = False
     for spec in manifest["inputs"]:
         spec["shape"] = [1, n]
+    manifest[DIGEST_KEY] = manifest_digest(manifest)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out
 
