@@ -6,12 +6,15 @@ all-MiniLM-L6-v2 with --real, then times ``predict([s])`` one sentence at a time
 movie-review sentences (rotten_tomatoes rows: short text, ~20-40 tokens), interleaved
 across bundles so drift hits all alike, and prints the p50 per bundle with the CPU.
 
+The tflite bundles have one signature per length bucket (16, 32, ... max), which the
+LiteRT runtime runs at the bucket that fits each sentence.
+
     python benchmarks/predict_latency.py [--real] [--max-seq-len 128] [--runs 200]
+        [--formats onnx tflite ...]  # only these formats (default: all three)
         [--out DIR]            # keep the bundles there (re-used when present)
         [--bundles B1 B2 ...]  # time these bundles instead of exporting
-        [--bucketed-tflite]    # also: each tflite bundle re-converted with one signature
-                               # per length bucket (16, 32, ... max), which the LiteRT
-                               # runtime runs at the bucket that fits each sentence
+        [--static-tflite]      # also: each tflite bundle re-converted the old way, one
+                               # [1, max_seq_len] signature that every sentence is padded to
 
 Needs: pip install -e '.[convert,examples]'
 """
@@ -48,7 +51,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def export_bundles(root: Path, real: bool, max_seq_len: int) -> list[Path]:
+def export_bundles(root: Path, real: bool, max_seq_len: int, formats) -> list[Path]:
     import pocketbert
     from pocketbert.examples import minilm_path
 
@@ -62,7 +65,7 @@ def export_bundles(root: Path, real: bool, max_seq_len: int) -> list[Path]:
         if not (model / "config.json").is_file():
             save_random_model("bert", model, size="small", tokenizer_from=minilm_path())
     bundles = []
-    for fmt in FORMATS:
+    for fmt in formats:
         for precision in PRECISIONS:
             out = root / f"{fmt}-{precision}"
             if not (out / "manifest.json").is_file():
@@ -81,8 +84,9 @@ def export_bundles(root: Path, real: bool, max_seq_len: int) -> list[Path]:
     return bundles
 
 
-def bucketed_tflite(bundle: Path, model: Path, out: Path) -> Path:
-    """A copy of a tflite ``bundle`` whose file has one signature per length bucket."""
+def static_tflite(bundle: Path, model: Path, out: Path) -> Path:
+    """A copy of a tflite ``bundle`` whose file has one [1, max_seq_len] signature (the
+    exporter's output before length buckets): the predictor pads every text to the max."""
     import hashlib
     import shutil
 
@@ -90,30 +94,30 @@ def bucketed_tflite(bundle: Path, model: Path, out: Path) -> Path:
     import numpy as np
     import torch
 
-    from pocketbert.converters.export_tflite import _quantize_dynamic
+    from pocketbert.bundle_checks import DIGEST_KEY, manifest_digest
+    from pocketbert.converters.export_tflite import _int8_dynamic
     from pocketbert.converters.model import export_ready, load_model
-    from pocketbert.runtimes.litert import bucket_lengths
 
     manifest = json.loads((bundle / "manifest.json").read_text())
-    lengths = bucket_lengths(manifest["max_seq_len"])
+    n = manifest["max_seq_len"]
     module = export_ready(load_model(model, manifest.get("task")))
-    converter = None
-    for n in lengths:
-        ids = torch.from_numpy(np.random.default_rng(n).integers(5, 1000, (1, n)).astype(np.int32))
-        kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        make = converter.signature if converter else litert_torch.signature
-        converter = make(f"seq_{n}", module, sample_kwargs=kwargs)
+    ids = torch.from_numpy(np.random.default_rng(n).integers(5, 1000, (1, n)).astype(np.int32))
+    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     shutil.copytree(bundle, out, dirs_exist_ok=True)
     target = out / manifest["model_file"]
-    fp32 = out / "fp32-buckets.tflite"
-    converter.convert().export(str(fp32))
+    fp32 = out / "fp32-static.tflite"
+    litert_torch.convert(module, sample_kwargs=kwargs).export(str(fp32))
     if manifest["precision"] == "int8-dynamic":
-        _quantize_dynamic(fp32, target)
+        _int8_dynamic(fp32, target, None)
         fp32.unlink()
     else:
         fp32.replace(target)
     manifest["files"][manifest["model_file"]] = hashlib.sha256(target.read_bytes()).hexdigest()
-    manifest["precision"] += "-buckets"
+    manifest["precision"] += "-static"
+    manifest["dynamic_seq"] = False
+    for spec in manifest["inputs"]:
+        spec["shape"] = [1, n]
+    manifest[DIGEST_KEY] = manifest_digest(manifest)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out
 
@@ -126,7 +130,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="where to keep the bundles")
     parser.add_argument("--bundles", type=Path, nargs="*", default=None)
-    parser.add_argument("--bucketed-tflite", action="store_true")
+    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
+    parser.add_argument("--static-tflite", action="store_true")
     args = parser.parse_args()
 
     from export_matrix import interleaved_p50_ms
@@ -140,15 +145,17 @@ def main() -> None:
         else:
             root = args.out or Path(tmp)
             root.mkdir(parents=True, exist_ok=True)
-            bundles = export_bundles(root, args.real, args.max_seq_len)
-            if args.bucketed_tflite:
+            bundles = export_bundles(root, args.real, args.max_seq_len, args.formats)
+            if args.static_tflite:
                 from pocketbert.examples import minilm_path
 
                 model = minilm_path() if args.real else root / "bert-6x384"
                 for b in [b for b in bundles if b.name.startswith("tflite-")]:
-                    out = root / f"{b.name}-buckets"
+                    out = root / f"{b.name}-static"
                     done = (out / "manifest.json").is_file()
-                    bundles.append(out if done else bucketed_tflite(b, model, out))
+                    start = time.perf_counter()
+                    bundles.append(out if done else static_tflite(b, model, out))
+                    print(f"converted {out.name} in {time.perf_counter() - start:.0f}s", flush=True)
         sentences = sample_sentences(args.runs, seed=0)
         runners, tokens = {}, {}
         for bundle in bundles:
@@ -163,7 +170,8 @@ def main() -> None:
                 p.predict([sentences[next(c) % len(sentences)]])
 
             runners[name] = predict_next
-            tokens[name] = (manifest["max_seq_len"], load_s)
+            size = (Path(bundle) / manifest["model_file"]).stat().st_size / 1e6
+            tokens[name] = (manifest["max_seq_len"], load_s, size)
         p50 = interleaved_p50_ms(runners, args.runs)
 
     lengths = [len(s.split()) for s in sentences]
@@ -173,10 +181,10 @@ def main() -> None:
         f"threads {args.threads}; {args.runs} rotten_tomatoes sentences "
         f"({min(lengths)}-{max(lengths)} words, median {sorted(lengths)[len(lengths) // 2]})"
     )
-    print(f"{'bundle':<30}{'max len':>8}{'load s':>8}{'p50 ms/sentence':>17}")
+    print(f"{'bundle':<30}{'max len':>8}{'load s':>8}{'MB':>7}{'p50 ms/sentence':>17}")
     for name, ms in p50.items():
-        max_len, load_s = tokens[name]
-        print(f"{name:<30}{max_len:>8}{load_s:>8.1f}{ms:>17.2f}")
+        max_len, load_s, mb = tokens[name]
+        print(f"{name:<30}{max_len:>8}{load_s:>8.1f}{mb:>7.1f}{ms:>17.2f}")
 
 
 if __name__ == "__main__":
