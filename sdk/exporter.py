@@ -88,6 +88,9 @@ def _calibration_name(calibration) -> str | None:
     return str(calibration)
 
 
+HEARTBEAT_S = 30.0  # a progress line this often during one long export
+
+
 def _expand(value, every: tuple) -> tuple:
     values = list(value) if isinstance(value, list | tuple) else [value]
     return every if "all" in values else tuple(values)
@@ -175,7 +178,8 @@ def _export(model, out: Path, options: ExportOptions, jobs, texts, work: Path, p
     staged = None if single else StagedSet(out)
     results = []
     try:
-        for fmt, config in progress.iterate(jobs, "exporting", lambda j: f"{j[0]} {j[1].name}"):
+        name = lambda j: f"{j[0]} {j[1].name}"  # noqa: E731
+        for fmt, config in progress.iterate(jobs, "exporting", name, heartbeat_s=HEARTBEAT_S):
             if single and out.suffix == ".zip":
                 target = work / "zip" / out.stem
             else:

@@ -32,13 +32,53 @@ class Progress:
         yield
         self.say(f"✓ {message} ({time.perf_counter() - start:.1f}s)")
 
-    def iterate(self, items: list[T], what: str, name: Callable[[T], str]) -> Iterator[T]:
+    def iterate(
+        self,
+        items: list[T],
+        what: str,
+        name: Callable[[T], str],
+        heartbeat_s: float | None = None,
+    ) -> Iterator[T]:
+        """Yield each item with a line before and after; with ``heartbeat_s``, a line every
+        that many seconds while an item is worked on (long exports stay visibly alive)."""
         total = len(items)
         for i, item in enumerate(items, 1):
             start = time.perf_counter()
             self.say(f"[{i}/{total}] {what} {name(item)}")
-            yield item
+            with self._heartbeat(f"[{i}/{total}] {name(item)}", heartbeat_s):
+                yield item
             self.say(f"[{i}/{total}] {name(item)} done in {time.perf_counter() - start:.1f}s")
+
+    @contextmanager
+    def _heartbeat(self, label: str, every_s: float | None):
+        if self.quiet or not every_s:
+            yield
+            return
+        import threading
+
+        # a copy of stderr taken now: the work may send fd 2 to its log (native_output_to)
+        try:
+            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+        except (AttributeError, OSError, ValueError):  # no real fd (e.g. captured)
+            stream = None
+        out = stream or sys.stderr
+        start, stop = time.perf_counter(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every_s):
+                print(
+                    f"{label}: working ({time.perf_counter() - start:.0f}s)", file=out, flush=True
+                )
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            if stream is not None:
+                stream.close()
 
 
 class PlainBar:
