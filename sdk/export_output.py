@@ -34,9 +34,8 @@ def check_target(out: Path, jobs: int, suffixes: dict[str, str], formats: Iterab
         wanted = ", ".join(sorted(set(formats)))
         clash = f" and --format is {wanted}" if wanted != fmt else ""
         raise UserError(
-            f"-o {out.name} names a model file ({fmt}){clash}; a bundle is a directory or "
-            f"a .zip: give -o {bundle.name} (writes {bundle.name}/model{out.suffix}) "
-            f"or -o {bundle.name}.zip"
+            f"-o {out} names a model file ({fmt}){clash}; a bundle is a directory or a .zip: "
+            f"give -o {bundle} (writes {bundle / ('model' + out.suffix)}) or -o {bundle}.zip"
         )
     check_writable(out)
     if out.suffix == ".zip":
