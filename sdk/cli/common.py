@@ -15,3 +15,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.disable(logging.WARNING)
+
+
+def bug_line(what: str, command: str) -> str:
+    """The one line that tells a bug in pocketbert from bad input, and how to report it."""
+    return f"pocketbert: {what}: this is a bug in pocketbert; please report it with {command}"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from pocketbert.cli.common import EXIT_BUG
+from pocketbert.cli.common import EXIT_BUG, bug_line
 from pocketbert.core.errors import UserError
 
 
@@ -40,10 +40,11 @@ def _bug_exit(bugs: list[dict]) -> int:
         if r.get("traceback"):
             print(r["traceback"], file=sys.stderr)
     first = bugs[0]
+    where = (
+        f"bundle {first['bundle']}, seq {first.get('seq_len') or '-'}; {len(bugs)} such record(s)"
+    )
     print(
-        f"pocketbert: {first['error']} (bundle {first['bundle']}, seq {first.get('seq_len') or '-'}"
-        f"; {len(bugs)} such record(s)): this is a bug in pocketbert; please report it with "
-        "the command you ran and this output",
+        bug_line(f"{first['error']} ({where})", "the command you ran and this output"),
         file=sys.stderr,
     )
     return EXIT_BUG

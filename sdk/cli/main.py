@@ -8,7 +8,7 @@ import sys
 import traceback
 import warnings
 
-from pocketbert.cli.common import EXIT_BUG, EXIT_USER_ERROR, quiet_libraries
+from pocketbert.cli.common import EXIT_BUG, EXIT_USER_ERROR, bug_line, quiet_libraries
 from pocketbert.converters.quantization import PRECISIONS
 from pocketbert.core.errors import UserError
 
@@ -267,8 +267,7 @@ def _report_bug(exc: BaseException, argv: list[str] | None) -> None:
     command = " ".join(["pocketbert", *(sys.argv[1:] if argv is None else argv)])
     print("".join(frames).rstrip(), file=sys.stderr)
     print(
-        f"pocketbert: internal error: {type(exc).__name__}: this is a bug in pocketbert; "
-        f"please report it with the command: {command}",
+        bug_line(f"internal error: {type(exc).__name__}", f"the command: {command}"),
         file=sys.stderr,
     )
 
