@@ -259,10 +259,12 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     args = parser.parse_args()
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pocketbert-bench-"))
+    from int8_kernels import isa
+
     from pocketbert.profiler import hygiene
 
     snap = hygiene.snapshot()
-    print(f"cpu: {snap['cpu_model']}, {snap['cores']} cores, load {snap['loadavg']}")
+    print(f"cpu: {snap['cpu_model']}, {snap['cores']} cores, {isa()}, load {snap['loadavg']}")
     print(
         f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
         f"python {platform.python_version()}; batch 1, seq {SEQ}; {args.runs} timed runs after 5 warm-up, "
