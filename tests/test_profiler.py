@@ -24,12 +24,8 @@ def _formats() -> list[str]:
 
 
 @pytest.fixture(scope="module", params=_formats())
-def format_bundle(request, tiny_models, tmp_path_factory):
-    import pocketbert
-
-    out = tmp_path_factory.mktemp("profile") / f"bert-{request.param}"
-    pocketbert.export(tiny_models["bert"], out, format=request.param, precision="fp32", quiet=True)
-    return out
+def format_bundle(request, fp32_bundle):
+    return fp32_bundle(request.param)  # shared with the runtime contract and run tests
 
 
 def test_profile_measures_bundle_in_fresh_process_for_every_format(format_bundle, tmp_path):
