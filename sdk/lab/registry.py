@@ -74,9 +74,7 @@ def register_transport(name: str) -> Callable[[Transport], Transport]:
     return decorator
 
 
-def agent_command(
-    device: Device, job: Job, bundle: str, out: str, texts: str | None = None
-) -> str:
+def agent_command(device: Device, job: Job, bundle: str, out: str, texts: str | None = None) -> str:
     """The shell command that runs the agent on ``device`` (its ``connect.agent`` may override);
     ``texts``: where the job's sentence file was copied to there."""
     template = device.connect.get("agent") or DEFAULT_AGENT

@@ -172,7 +172,7 @@ def measure(
     samples = time_runs(lambda: session.run(feeds), runs)
     peak = peak_rss_mb()
     summary = summarize(samples)
-    del session  # the text figures load their own, through predict()
+    session = None  # let it go: the text figures load their own, through predict()
     real = (
         {"texts": measure_texts(target, texts, threads=threads, warmup=warmup, passes=text_passes)}
         if texts is not None
