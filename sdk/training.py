@@ -154,7 +154,10 @@ class DistillOptions(TrainOptions):
     """Options of :func:`distill`.
 
     ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
-    teacher's tokenizer; ``size``: tiny, small or medium, relative to the teacher;
+    teacher's tokenizer; ``size``: tiny, small or medium, relative to the teacher, or auto:
+    the largest student at least ``speedup`` times faster than the teacher (default 4)
+    and/or within ``max_latency_ms`` on ``device`` (a devices.yaml id; default host),
+    timed against the teacher in the same run (converters/student_size.py);
     ``knobs``: layers, hidden, heads, intermediate, groups, bottleneck, embedding, ffns,
     no_norm (override the size); ``loss``: weights of ce, kd, hidden, attention and the
     temperature (``"kd=1,hidden=1"`` or a dict; terms not named are 0); ``two_stage``:
