@@ -20,6 +20,7 @@ from pocketbert.converters import run_dir
 from pocketbert.converters.augment import augment
 from pocketbert.converters.distill_loss import IGNORE, LossWeights
 from pocketbert.converters.run_dir import is_main as _is_main
+from pocketbert.converters.student_size import resolve_size
 from pocketbert.converters.students import (
     StudentSpec,
     build_student,
@@ -248,6 +249,7 @@ def run_distill(
         )
     say(data.describe())
     train_texts, train_labels = data.ids("train")
+    cfg, size_choice = resolve_size(cfg, teacher, tokenizer, train_texts, say)  # --size auto
     student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     _say_sizes(sizes, student.config.model_type, say)
@@ -293,6 +295,7 @@ def run_distill(
         "student_spec": asdict(cfg.student)
         if isinstance(cfg.student, StudentSpec)
         else str(cfg.student),
+        **size_choice,
         **{f"student_{k}": v for k, v in sizes["student"].items()},
         **{f"teacher_{k}": v for k, v in sizes["teacher"].items()},
         "layer_map": mapping,

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pocketbert.core.errors import UserError, choices
 from pocketbert.core.threads import check_threads
+from pocketbert.student_budget import AUTO, check_budget, size_budget
 
 FAMILIES = ("bert", "mobilebert", "squeezebert")
 SIZES = ("tiny", "small", "medium")
@@ -153,7 +154,10 @@ class DistillOptions(TrainOptions):
     """Options of :func:`distill`.
 
     ``student``: a family (squeezebert, mobilebert, bert) or a model directory sharing the
-    teacher's tokenizer; ``size``: tiny, small or medium, relative to the teacher;
+    teacher's tokenizer; ``size``: tiny, small or medium, relative to the teacher, or auto:
+    the largest student at least ``speedup`` times faster than the teacher (default 4)
+    and/or within ``max_latency_ms`` on ``device`` (a devices.yaml id; default host),
+    timed against the teacher in the same run (converters/student_size.py);
     ``knobs``: layers, hidden, heads, intermediate, groups, bottleneck, embedding, ffns,
     no_norm (override the size); ``loss``: weights of ce, kd, hidden, attention and the
     temperature (``"kd=1,hidden=1"`` or a dict; terms not named are 0); ``two_stage``:
@@ -176,10 +180,15 @@ class DistillOptions(TrainOptions):
     augment: int = 0
     cache_dir: str | Path | None = None
     init_from_teacher: bool = True
+    speedup: float | None = None  # size auto: times faster than the teacher (default 4)
+    max_latency_ms: float | None = None  # size auto: on ``device``
+    device: str | None = None  # size auto: the devices.yaml id the targets are for (host)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "loss", parse_loss(self.loss))
+        speedup = check_budget(self.size, self.speedup, self.max_latency_ms, self.device)
+        object.__setattr__(self, "speedup", speedup)
         knobs = {k: v for k, v in (self.knobs or {}).items() if v is not None}
         unknown = sorted(set(knobs) - set(KNOBS))
         if unknown:
@@ -188,11 +197,15 @@ class DistillOptions(TrainOptions):
             )
         object.__setattr__(self, "knobs", knobs)
         if str(self.student) in FAMILIES:
-            if self.size not in SIZES:
+            if self.size not in (*SIZES, AUTO):
                 raise UserError(
-                    f"unknown student size '{self.size}'; choose one of: {choices(SIZES)}"
+                    f"unknown student size '{self.size}'; choose one of: {choices(SIZES)}, auto"
                 )
         elif Path(self.student).is_dir():
+            if self.size == AUTO:
+                raise UserError(
+                    "--size auto chooses a family's student; a model directory keeps its own size"
+                )
             if knobs:
                 raise UserError(
                     "student knobs apply to a family (bert, mobilebert, squeezebert), "
@@ -212,6 +225,10 @@ class DistillOptions(TrainOptions):
         """The converters' StudentSpec, or the student model directory."""
         if str(self.student) not in FAMILIES:
             return str(self.student)
+        if self.size == AUTO:  # chosen once the teacher and the data are loaded
+            return size_budget(
+                str(self.student), self.knobs, self.speedup, self.max_latency_ms, self.device
+            )
         from pocketbert.converters.students import StudentSpec
 
         return StudentSpec(str(self.student), self.size, **self.knobs)
@@ -281,6 +298,10 @@ def propose_student(
     knobs: dict[str, Any] | None = None,
 ) -> dict:
     """The student's config, parameters and FLOPs at seq 128 beside the teacher's; no training."""
+    if size == AUTO:
+        raise UserError(
+            "--size auto chooses the student while distilling; give a size to --dry-run"
+        )
     spec = DistillOptions(student=student, size=size, knobs=knobs).student_spec()
     if isinstance(spec, str):
         raise UserError("propose_student needs a student family, not a model directory")

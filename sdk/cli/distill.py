@@ -131,7 +131,27 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         help="squeezebert | mobilebert | bert | a model directory",
     )
     p.add_argument(
-        "--size", default="small", help="tiny | small | medium (relative to the teacher)"
+        "--size",
+        default="small",
+        help="tiny | small | medium (relative to the teacher) | auto (the largest student "
+        "meeting --speedup / --max-latency-ms, timed against the teacher in this run)",
+    )
+    budget = p.add_argument_group("--size auto: the budget")
+    budget.add_argument(
+        "--speedup",
+        type=float,
+        default=None,
+        metavar="X",
+        help="at least X times faster than the teacher (default 4 when no target is given)",
+    )
+    budget.add_argument(
+        "--max-latency-ms", type=float, default=None, metavar="MS", help="at most MS per sentence"
+    )
+    budget.add_argument(
+        "--device",
+        default=None,
+        metavar="ID",
+        help="the devices.yaml device the targets are for (default: host, measured here)",
     )
     knobs = p.add_argument_group("student knobs (override the size preset)")
     for name, text in (

@@ -64,6 +64,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds,
         timeout=args.timeout,
         estimate=args.estimate,
+        texts=args.texts,
+        text_passes=args.texts_passes,
+        text_limit=args.texts_limit,
     )
     devices = [d for group in args.device for d in group]
     store = ResultsStore(args.results) if args.results else None
@@ -114,6 +117,7 @@ CATALOG_HELP = (
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     """Add the devices, profile and agent verbs to ``sub`` (argparse subparsers)."""
     from pocketbert.profiler.agent import add_arguments as add_agent_arguments
+    from pocketbert.profiler.real_text import DEFAULT_LIMIT, DEFAULT_PASSES
     from pocketbert.profiler.results import DEFAULT_STORE
 
     p = sub.add_parser("devices", parents=[common], help="list the devices in devices.yaml")
@@ -162,6 +166,22 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--estimate", action="store_true", help="roofline estimates instead of measurements"
+    )
+    p.add_argument(
+        "--texts",
+        default=None,
+        metavar="FILE",
+        help="also time predict() end to end (tokenization included) on each sentence of FILE "
+        "(.txt one a line, or .csv/.jsonl with a text column) at its own length",
+    )
+    p.add_argument(
+        "--texts-passes", type=int, default=DEFAULT_PASSES, help="timed passes over the sentences"
+    )
+    p.add_argument(
+        "--texts-limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help="time at most this many sentences (a seeded sample of a longer file)",
     )
     p.add_argument(
         "--results",

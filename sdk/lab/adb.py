@@ -50,13 +50,16 @@ def run(device: Device, job: Job) -> dict:
     _adb(device, job, ["shell", setup], "setting up")
     for rel, path in files.items():  # push and pull take paths as they are (no shell)
         _adb(device, job, ["push", str(path), posixpath.join(remote, rel)], "pushing the bundle")
+    texts = posixpath.join(home, "texts.txt") if job.texts else None
+    if texts:
+        _adb(device, job, ["push", job.texts, texts], "pushing the sentences")
     # exit 2 is the agent's own failed record (e.g. no runtime there), exit 1 its bug record:
     # pull it and report it. adb itself also exits 1 when the phone is gone; then there is
     # no record to pull, and the measurement is what the phone dropped out of.
     measured = _adb(
         device,
         job,
-        ["shell", agent_command(device, job, remote, out)],
+        ["shell", agent_command(device, job, remote, out, texts)],
         "the measurement",
         ok=(0, 1, 2),
     )

@@ -286,5 +286,7 @@ def run(device: Device, job: Job) -> dict:
         "latency_ms": {"estimate": estimate.pop("estimate_ms")},
         "roofline": estimate,
         "memory": {"file_mb": round(manifest["file_bytes"] / 1e6, 3)},
-        "warnings": [],
+        "warnings": ["--texts is measured, never estimated: no figure on the sentences"]
+        if job.texts
+        else [],
     }

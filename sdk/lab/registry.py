@@ -41,17 +41,22 @@ class Job:
     seq_len: int | None = None
     timeout: float = 600.0  # seconds for this device to finish the measurement
     model_file: str | None = None  # set when ``bundle`` holds only this bare model file
+    texts: str | None = None  # sentences to time predict() on (a file on this machine)
+    text_passes: int = 3
 
     def target(self, copied: str) -> str:
         """What the agent opens, given where ``bundle`` was copied to (a POSIX path)."""
         return posixpath.join(copied, self.model_file) if self.model_file else copied
 
-    def agent_args(self) -> list[str]:
+    def agent_args(self, texts_at: str | None = None) -> list[str]:
+        """The agent's flags; ``texts_at``: where the sentence file was copied to, if it was."""
         args = ["--runs", str(self.runs), "--warmup", str(self.warmup)]
         if self.threads:
             args += ["--threads", str(self.threads)]
         if self.seq_len:
             args += ["--seq-len", str(self.seq_len)]
+        if self.texts:
+            args += ["--texts", texts_at or self.texts, "--texts-passes", str(self.text_passes)]
         return args
 
 
@@ -69,14 +74,15 @@ def register_transport(name: str) -> Callable[[Transport], Transport]:
     return decorator
 
 
-def agent_command(device: Device, job: Job, bundle: str, out: str) -> str:
-    """The shell command that runs the agent on ``device`` (its ``connect.agent`` may override)."""
+def agent_command(device: Device, job: Job, bundle: str, out: str, texts: str | None = None) -> str:
+    """The shell command that runs the agent on ``device`` (its ``connect.agent`` may override);
+    ``texts``: where the job's sentence file was copied to there."""
     template = device.connect.get("agent") or DEFAULT_AGENT
     return template.format(
         python=device.connect.get("python", "python3"),
         bundle=shlex.quote(job.target(bundle)),
         out=shlex.quote(out),
-        args=" ".join(job.agent_args()),
+        args=" ".join(shlex.quote(a) for a in job.agent_args(texts)),
     )
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # devices imports the lab (its transports), never the other w
     from pocketbert.devices import Device
 
 CONNECT_TIMEOUT_S = 10
+TEXTS = "texts.txt"  # where a job's sentence file lands, beside bundle/
 UNREACHABLE = 255  # ssh's own exit status for connection and authentication failures
 
 
@@ -43,12 +44,17 @@ def ssh_argv(device: Device) -> list[str]:
     return [*argv, target]
 
 
-def tar_bundle(bundle: Path) -> bytes:
-    """The bundle's regular files as a tar under ``bundle/``; a link is refused, not packed."""
+def tar_bundle(bundle: Path, texts: str | None = None) -> bytes:
+    """The bundle's regular files as a tar under ``bundle/`` (and a sentence file as
+    ``texts.txt`` beside it); a link is refused, not packed."""
     buf = io.BytesIO()
+    members = {f"bundle/{rel}": path for rel, path in regular_files(bundle).items()}
+    if texts:
+        members[TEXTS] = Path(texts)  # the profiler's own copy of the user's sentences
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for rel, path in regular_files(bundle).items():
-            info = tf.gettarinfo(str(path), arcname=f"bundle/{rel}")
+        for arcname, path in members.items():
+            rel = arcname.removeprefix("bundle/")
+            info = tf.gettarinfo(str(path), arcname=arcname)
             if not info.isreg():  # replaced since it was checked
                 raise UserError(f"bundle '{bundle}': {rel} is no longer a regular file")
             info.uid = info.gid = 0
@@ -81,12 +87,13 @@ def _ssh(device: Device, job: Job, command: str, what: str, stdin: bytes | None 
 
 @register_transport("ssh")
 def run(device: Device, job: Job) -> dict:
-    payload = tar_bundle(job.bundle)  # before any connection: a bad bundle sends nothing
+    payload = tar_bundle(job.bundle, job.texts)  # before any connection: a bad bundle sends nothing
     workdir = str(device.connect.get("workdir", "pocketbert-lab"))
     home = f"{workdir}/{remote_name(job.bundle)}"  # a hash, never a user-chosen name
     q = shlex.quote(home)
     setup = f"rm -rf {q} && mkdir -p {q} && tar -xf - -C {q}"
     _ssh(device, job, setup, "copying the bundle", stdin=payload)
-    command = agent_command(device, job, f"{home}/bundle", f"{home}/record.json")
+    texts = f"{home}/{TEXTS}" if job.texts else None
+    command = agent_command(device, job, f"{home}/bundle", f"{home}/record.json", texts)
     output = _ssh(device, job, command, "the measurement")
     return parse_record(device, output, f"the ssh session ended ({last_line(output)})")

@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.core.errors import UserError, first_line
+from pocketbert.core.texts import read_texts
 from pocketbert.core.threads import check_threads
 from pocketbert.profiler import hygiene
+from pocketbert.profiler.real_text import DEFAULT_PASSES, measure_texts, refuse_bare_file
 from pocketbert.profiler.stats import summarize
 from pocketbert.profiler.target import Target, foreign_feeds, open_target
 
@@ -130,13 +132,22 @@ def measure(
     warmup: int = 5,
     threads: int | None = None,
     seq_len: int | None = None,
+    texts: str | Path | None = None,
+    text_passes: int = DEFAULT_PASSES,
 ) -> dict:
-    """Load ``bundle`` (or a bare model file) in this process and time it; the measured record."""
+    """Load ``bundle`` (or a bare model file) in this process and time it; the measured record.
+
+    ``texts``: a sentence file; the record's ``texts`` then also times ``predict([s])`` on
+    each sentence at its own length (see :mod:`pocketbert.profiler.real_text`)."""
     if runs < 1 or warmup < 0:
         raise UserError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
     check_threads(threads)
     machine = hygiene.snapshot()
     target = open_target(bundle)
+    if texts is not None:
+        if target.foreign:
+            raise refuse_bare_file(target.model_path.name)
+        read_texts(texts)  # a bad sentence file is refused before anything loads
     manifest = target.manifest
     runtime = manifest.get("runtime", "")
     if not target.foreign:
@@ -161,6 +172,12 @@ def measure(
     samples = time_runs(lambda: session.run(feeds), runs)
     peak = peak_rss_mb()
     summary = summarize(samples)
+    session = None  # let it go: the text figures load their own, through predict()
+    real = (
+        {"texts": measure_texts(target, texts, threads=threads, warmup=warmup, passes=text_passes)}
+        if texts is not None
+        else {}
+    )
     return {
         "status": "ok",
         "method": "measured",
@@ -189,6 +206,7 @@ def measure(
         + (
             [f"static-shape file: seq {seq} runs padded to {effective}"] if effective != seq else []
         ),
+        **real,
     }
 
 
@@ -198,6 +216,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument(
+        "--texts", default=None, help="also time predict() on each sentence of this file"
+    )
+    p.add_argument("--texts-passes", type=int, default=DEFAULT_PASSES, dest="text_passes")
     p.add_argument(
         "--out", default=None, help="also write the JSON record to this new file (never a link)"
     )
@@ -264,6 +286,8 @@ def run_agent(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             threads=args.threads,
             seq_len=args.seq_len,
+            texts=args.texts,
+            text_passes=args.text_passes,
         )
     except UserError as exc:
         record, code = {"status": "failed", "error": str(exc)}, 2

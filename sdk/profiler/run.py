@@ -27,6 +27,13 @@ from pocketbert.lab import TRANSPORTS, Job
 from pocketbert.lab.registry import AgentBug
 from pocketbert.profiler import hygiene
 from pocketbert.profiler.agent import bug_record
+from pocketbert.profiler.real_text import (
+    DEFAULT_LIMIT,
+    DEFAULT_PASSES,
+    StagedTexts,
+    refuse_bare_file,
+    stage_texts,
+)
 from pocketbert.profiler.results import DEFAULT_STORE, ResultsStore
 from pocketbert.profiler.stats import relative_ci, summarize
 from pocketbert.profiler.target import Target, open_target
@@ -42,8 +49,16 @@ class Options:
     max_rounds: int = 10
     timeout: float = 600.0
     estimate: bool = False  # every device through the emulated transport
+    texts: str | Path | None = None  # sentences to time predict() on, each at its own length
+    text_passes: int = DEFAULT_PASSES
+    text_limit: int = DEFAULT_LIMIT  # sentences timed at most (a seeded sample of the file)
 
     def __post_init__(self) -> None:
+        if self.text_passes < 1 or self.text_limit < 1:
+            raise UserError(
+                f"--texts-passes and --texts-limit must be >= 1 "
+                f"(got {self.text_passes}, {self.text_limit})"
+            )
         if self.runs < 1 or self.warmup < 0:
             raise UserError(
                 f"--runs must be >= 1 and --warmup >= 0 (got {self.runs}, {self.warmup})"
@@ -158,11 +173,18 @@ def _outcome(device: Device, job: Job, options: Options, manifest: dict) -> dict
 
 
 def _device_worker(
-    device: Device, targets: list[tuple[str, Target, Job]], options: Options, emit, progress
+    device: Device,
+    targets: list[tuple[str, Target, Job]],
+    options: Options,
+    texts: StagedTexts | None,
+    emit,
+    progress,
 ) -> None:
     for name, target, job in targets:
         manifest = target.manifest
         for seq in options.seq_lens:
+            # the sentences run at their own lengths: once per thread count, not per --seq-len
+            sentences = job.texts if seq == options.seq_lens[0] else None
             for threads in options.threads:
                 base = {
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -178,10 +200,12 @@ def _device_worker(
                 }
                 if threads is None and device.transport != "local":
                     threads = device.threads
-                run = replace(job, threads=threads, seq_len=seq)
+                run = replace(job, threads=threads, seq_len=seq, texts=sentences)
                 label = f"{Path(name).name} seq {base['seq_len'] or '-'}"
                 progress.say(f"… {device.id}: {label}")
                 record = {**base, **_outcome(device, run, options, manifest)}
+                if texts and "texts" in record:  # the user's file, not the copy that travelled
+                    record["texts"] = {**texts.record(), **record["texts"]}
                 emit(record)
                 mark = "✓" if record["status"] == "ok" else "✗"
                 progress.say(f"{mark} {device.id}: {label}")
@@ -189,15 +213,24 @@ def _device_worker(
 
 @contextmanager
 def _staged(paths: list[str | Path], options: Options):
-    """Open every bundle or bare model file; a bare file travels as a one-file directory."""
+    """Open every bundle or bare model file; a bare file travels as a one-file directory, the
+    sentences of ``--texts`` as one file beside the bundle. Yields (targets, staged texts)."""
     scratch = None
     try:
+        texts = None
+        if options.texts is not None:
+            scratch = Path(tempfile.mkdtemp(prefix="pocketbert-profile-"))
+            texts = stage_texts(options.texts, scratch, options.text_limit)
         staged = []
         for p in paths:
             target = open_target(p)  # a corrupt bundle stops everything before a device starts
             job = Job(target.root, options.runs, options.warmup, timeout=options.timeout)
+            if texts:
+                if target.foreign:
+                    raise refuse_bare_file(target.model_path.name)
+                job = replace(job, texts=str(texts.path), text_passes=options.text_passes)
             if target.foreign:
-                scratch = scratch or Path(tempfile.mkdtemp(prefix="pocketbert-foreign-"))
+                scratch = scratch or Path(tempfile.mkdtemp(prefix="pocketbert-profile-"))
                 digest = target.manifest["files"][target.model_path.name]
                 folder = scratch / f"{target.model_path.stem}-{digest[:12]}"
                 folder.mkdir(exist_ok=True)
@@ -209,7 +242,7 @@ def _staged(paths: list[str | Path], options: Options):
                         shutil.copyfile(target.model_path, copy)
                 job = replace(job, bundle=folder, model_file=copy.name)
             staged.append((str(p), target, job))
-        yield staged
+        yield staged, texts
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -230,7 +263,10 @@ def profile(
     ``bundles`` are bundle directories or .zip files, or bare .onnx/.tflite/.pte files
     (inputs built from the file's own signature; ``"source": "foreign file"``). ``kwargs``
     are :class:`Options` fields (runs, warmup, threads, seq_lens, until_stable, timeout,
-    estimate); ``threads`` takes one count or a list. ``catalog`` is the devices.yaml to
+    estimate, texts, text_passes, text_limit); ``threads`` takes one count or a list.
+    ``texts``: a sentence file (.txt one a line, .csv/.jsonl with a text column); each
+    bundle's record then has ``texts``, the figures of ``predict([s])`` per sentence at its
+    own length, tokenization included, beside the fixed-length figure. ``catalog`` is the devices.yaml to
     use (default: ./devices.yaml if there is one, else the packaged catalog); ``store`` the
     JSONL results file to append to (default: ./pocketbert-results.jsonl; None: none).
     Pairs the device could not run come back with ``status: failed`` and an ``error``;
@@ -254,8 +290,10 @@ def profile(
                 results.append(record)
 
     progress = Progress(quiet)
-    with _staged(bundles, options) as targets, ThreadPoolExecutor(len(chosen)) as pool:
-        futures = [pool.submit(_device_worker, d, targets, options, emit, progress) for d in chosen]
+    with _staged(bundles, options) as (targets, texts), ThreadPoolExecutor(len(chosen)) as pool:
+        futures = [
+            pool.submit(_device_worker, d, targets, options, texts, emit, progress) for d in chosen
+        ]
         for f in futures:
             f.result()
     order = {d.id: i for i, d in enumerate(chosen)}
@@ -264,6 +302,8 @@ def profile(
 
 HEADERS = ("device", "method", "bundle", "seq", "thr", "p50 ms", "p90 ms", "±CI", "est ms")
 HEADERS += ("load ms", "mem MB", "file MB")
+# --texts: predict() per sentence at its own length, beside the fixed-length figure
+TEXT_HEADERS = ("text p50 ms", "text p90 ms", "tokens p50/p90")
 _LEFT = 3  # device, method and bundle are left-aligned; the rest are numbers
 
 
@@ -283,15 +323,24 @@ def _cells(r: dict) -> list[str]:
         cells += [f"{r['load_ms']:.1f}", f"{mem['model_peak_delta_mb']:.1f}"]
     else:
         cells = ["", "", "", f"{lat['estimate']:.2f}", "", ""]
-    return head + cells + [f"{mem.get('file_mb', 0):.2f}"]
+    return head + cells + [f"{mem.get('file_mb', 0):.2f}"] + _text_cells(r.get("texts"))
+
+
+def _text_cells(texts: dict | None) -> list[str]:
+    if not texts:
+        return []
+    tokens = f"{texts['median_tokens']:g}/{texts['p90_tokens']:g}"
+    return [f"{texts['p50_ms']:.3f}", f"{texts['p90_ms']:.3f}", tokens]
 
 
 def format_table(records: list[dict]) -> str:
     """One line per record, columns as wide as their content; measured and estimated figures
-    sit in separate columns, and a failed record says why after its first columns."""
+    sit in separate columns, the --texts figures after them, and a failed record says why after
+    its first columns."""
     rows = [_cells(r) for r in records]
+    headers = HEADERS + (TEXT_HEADERS if any(r.get("texts") for r in records) else ())
     widths = [
-        max([len(h)] + [len(row[i]) for row in rows if i < len(row)]) for i, h in enumerate(HEADERS)
+        max([len(h)] + [len(row[i]) for row in rows if i < len(row)]) for i, h in enumerate(headers)
     ]
 
     def line(cells: list[str]) -> str:
@@ -300,7 +349,7 @@ def format_table(records: list[dict]) -> str:
             for i, (c, w) in enumerate(zip(cells, widths, strict=False))
         ).rstrip()
 
-    lines = [line(list(HEADERS))]
+    lines = [line(list(headers))]
     for r, row in zip(records, rows, strict=True):
         if r["status"] == "ok":
             lines.append(line(row))
