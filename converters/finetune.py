@@ -111,7 +111,8 @@ def run_finetune(
         f"test: accuracy {scores['accuracy']:.2%}, macro-F1 {scores['macro_f1']:.3f}; "
         "per-class F1: " + ", ".join(f"{lab} {f:.2f}" for lab, f in summary["test_f1"].items())
     )
-    kept = next(r for r in result.history if r["epoch"] == (result.best_epoch or r["epoch"]))
+    kept_epoch = result.best_epoch or result.history[-1]["epoch"]
+    kept = next(r for r in result.history if r["epoch"] == kept_epoch)
     steps = (len(train_set) // cfg.batch_size) * len(result.history)
     cause = defaults.likely_cause(
         len(train_set), steps, [r["loss"] for r in result.history], len(data.labels), cfg.lr

@@ -385,7 +385,7 @@ def train(
                 f"{row['val_accuracy']:.2%}, macro-F1 {row['val_macro_f1']:.3f}{note}"
                 + (
                     f"; stopping: {cfg.patience} epochs without a better validation "
-                    f"{_select_by(cfg).replace('_', '-')}"
+                    f"{defaults.SCORE_NAMES[_select_by(cfg)]}"
                     if state["stopped"]
                     else ""
                 )

@@ -51,6 +51,7 @@ DISTILL_LR = 2e-4
 FINETUNE_LR = 5e-5
 PATIENCE = 2
 IMBALANCE = 0.5  # smallest / largest training class below this: select by macro-F1
+SCORE_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # as lines print them
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class Chosen:
         picked = ", ".join(self.chosen) if self.chosen else "none: all given"
         return (
             f"settings: {self.epochs} epochs{stages}, lr {self.lr:.0e}{augment}, best epoch by "
-            f"validation {self.select_by.replace('_', '-')} (chosen by rule: {picked}; "
+            f"validation {SCORE_NAMES[self.select_by]} (chosen by rule: {picked}; "
             f"{self.reason})"
         )
 
