@@ -4,7 +4,8 @@ The loss (``distill_loss``) mixes hard labels, softened logits, hidden states an
 maps; a loss with terms of both kinds trains in TinyBERT's two stages (intermediate layers
 first, then the prediction layer) unless told otherwise; unlabelled text and augmented
 variants of the training sentences (``augment``) join the training set for the
-distillation terms only.
+distillation terms only. Settings left None are chosen from the data by the rule in
+``pocketbert.core.defaults`` (a transfer set of augmented variants among them).
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pocketbert.converters import run_dir
+from pocketbert.converters import evaluation, run_dir
 from pocketbert.converters.augment import augment
 from pocketbert.converters.distill_loss import IGNORE, LossWeights
+from pocketbert.converters.results import (
+    data_summary,
+    save_result,
+    training_record,
+    warn,
+    warning_fields,
+)
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.student_size import resolve_size
 from pocketbert.converters.students import (
@@ -28,14 +36,15 @@ from pocketbert.converters.students import (
     layer_map,
     student_config,
 )
-from pocketbert.converters.train_loop import (
-    TrainConfig,
-    encode,
-    evaluate,
-    run_fingerprint,
-    train,
+from pocketbert.converters.train_loop import TrainConfig, encode, run_fingerprint, train
+from pocketbert.core import defaults
+from pocketbert.core.data import (
+    LabelledData,
+    chance_warning,
+    load_data,
+    rare_class_warnings,
+    small_data_warning,
 )
-from pocketbert.core.data import LabelledData, chance_warning, load_data
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import Progress
 
@@ -50,35 +59,39 @@ class DistillConfig:
     # intermediate layers first (hidden + attention), then the prediction layer; None: two
     # stages when the loss has terms of both kinds and there are 2+ epochs
     two_stage: bool | None = None
-    stage1_epochs: int | None = None  # default: half of the epochs
+    stage1_epochs: int | None = None  # None: the rule's (1)
     unlabelled: str | None = None  # text file for the distillation terms
-    augment: int = 0  # augmented variants of each training sentence, for the distillation terms
+    # augmented variants of each training sentence, for the distillation terms; None: the
+    # rule's transfer set when no unlabelled text is given, else 0
+    augment: int | None = None
     init_from_teacher: bool = True
     cache_dir: str | None = None  # teacher logits kept here, shared by runs on the same data
 
     def __post_init__(self) -> None:
-        if self.augment < 0:
+        if self.augment is not None and self.augment < 0:
             raise UserError(
                 f"augment={self.augment}: give the number of variants per sentence (0 or more)"
             )
 
     @property
+    def both_kinds(self) -> bool:
+        """Whether the loss has intermediate (hidden, attention) and prediction terms."""
+        w = self.loss
+        return w.needs_internals and w.ce + w.kd > 0
+
+    @property
     def staged(self) -> bool:
-        """Whether training runs TinyBERT's two stages (see ``two_stage``)."""
+        """Whether training runs TinyBERT's two stages (see ``two_stage``; epochs left to
+        the rule are always 2 or more)."""
         if self.two_stage is not None:
             return self.two_stage
-        w = self.loss
-        return w.needs_internals and w.ce + w.kd > 0 and self.train.epochs >= 2
+        return self.both_kinds and (self.train.epochs or 2) >= 2
 
-    def schedule(self) -> list[LossWeights]:
-        w, epochs = self.loss, self.train.epochs
+    def stages(self) -> list[LossWeights]:
+        """The loss weights of each stage: [intermediate, prediction] when staged, else one."""
+        w = self.loss
         if not self.staged:
-            return [w] * epochs
-        first = self.stage1_epochs if self.stage1_epochs is not None else max(1, epochs // 2)
-        if not 1 <= first < epochs:
-            raise UserError(
-                f"two-stage distillation needs 1 <= stage-1 epochs ({first}) < epochs ({epochs})"
-            )
+            return [w]
         stage1 = LossWeights(
             ce=0.0,
             kd=0.0,
@@ -89,7 +102,47 @@ class DistillConfig:
         stage2 = LossWeights(
             ce=w.ce, kd=w.kd or 1.0, hidden=0.0, attention=0.0, temperature=w.temperature
         )
-        return [stage1] * first + [stage2] * (epochs - first)
+        return [stage1, stage2]
+
+    def schedule(self) -> list[LossWeights]:
+        """One LossWeights per epoch (needs ``train.epochs``: see ``resolve``)."""
+        epochs = self.train.epochs
+        if epochs is None:
+            raise ValueError("the epochs are not chosen yet: resolve the config on the data")
+        stages = self.stages()
+        if len(stages) == 1:
+            return stages * epochs
+        first = self.stage1_epochs if self.stage1_epochs is not None else defaults.STAGE1_EPOCHS
+        if not 1 <= first < epochs:
+            raise UserError(
+                f"two-stage distillation needs 1 <= stage-1 epochs ({first}) < epochs ({epochs})"
+            )
+        return [stages[0]] * first + [stages[1]] * (epochs - first)
+
+
+def resolve(cfg: DistillConfig, data: LabelledData) -> tuple[DistillConfig, defaults.Chosen]:
+    """``cfg`` with every setting left None chosen by the rule (``pocketbert.core.defaults``)."""
+    staged = cfg.two_stage if cfg.two_stage is not None else (None if cfg.both_kinds else False)
+    chosen = defaults.choose_distill(
+        list(data.counts().values()),
+        cfg.train.batch_size,
+        epochs=cfg.train.epochs,
+        lr=cfg.train.lr,
+        stage1_epochs=cfg.stage1_epochs,
+        augment=cfg.augment,
+        staged=staged,
+        transfer=not cfg.unlabelled and any(w.needs_teacher for w in cfg.stages()),
+    )
+    train_cfg = replace(
+        cfg.train,
+        epochs=chosen.epochs,
+        lr=chosen.lr,
+        select_by=cfg.train.select_by or chosen.select_by,
+    )
+    resolved = replace(
+        cfg, train=train_cfg, stage1_epochs=chosen.stage1_epochs, augment=chosen.augment
+    )
+    return resolved, chosen
 
 
 def load_classifier(source: str | Path, what: str = "teacher"):
@@ -148,8 +201,8 @@ def _file_hash(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _check_before_loading(cfg: DistillConfig, teacher_dir, data, out: Path) -> list[LossWeights]:
-    """Everything that can be refused before a model loads; returns the loss schedule."""
+def _check_before_loading(cfg: DistillConfig, teacher_dir, data, out: Path) -> None:
+    """Everything that can be refused before a model loads."""
     run_dir.check_output(
         out,
         {
@@ -168,12 +221,12 @@ def _check_before_loading(cfg: DistillConfig, teacher_dir, data, out: Path) -> l
                 f"cannot use '{cfg.cache_dir}' as the cache directory ({exc.strerror or exc}); "
                 "give a writable directory"
             ) from exc
-    schedule = cfg.schedule()
-    if (cfg.unlabelled or cfg.augment) and not any(w.needs_teacher for w in schedule):
+    if cfg.train.epochs is not None:
+        cfg.schedule()  # a stage-1 length that does not fit the epochs is refused here
+    if (cfg.unlabelled or cfg.augment) and not any(w.needs_teacher for w in cfg.stages()):
         raise UserError(
             "unlabelled or augmented text needs a distillation term (kd, hidden or attention > 0)"
         )
-    return schedule
 
 
 def _say_sizes(sizes: dict, family: str, say: Callable[[str], None]) -> None:
@@ -202,7 +255,10 @@ def _extra_texts(cfg: DistillConfig, train_texts, tokenizer, teacher, say) -> li
             lowercase=bool(getattr(tokenizer, "do_lower_case", True)),
             seed=cfg.train.seed,
         )
-        say(f"augmented: {len(variants)} variants of {len(train_texts)} training sentences")
+        say(
+            f"transfer set: {len(variants)} variants of {len(train_texts)} training sentences "
+            "(words swapped for neighbours), labelled by the teacher"
+        )
         extra += variants
     return extra
 
@@ -231,7 +287,7 @@ def run_distill(
     cfg = cfg or DistillConfig()
     out = Path(out)
     say = say or Progress(quiet or not _is_main()).say
-    schedule = _check_before_loading(cfg, teacher_dir, data, out)
+    _check_before_loading(cfg, teacher_dir, data, out)
     teacher, tokenizer, teacher_labels, teacher_hash = load_classifier(teacher_dir)
     if not isinstance(data, LabelledData):
         data = load_data(
@@ -248,6 +304,10 @@ def run_distill(
             f"predicts {teacher.config.num_labels}; labels must agree"
         )
     say(data.describe())
+    warnings = warn([*rare_class_warnings(data), small_data_warning(data)], say)
+    cfg, chosen = resolve(cfg, data)
+    say(chosen.line())
+    schedule = cfg.schedule()
     train_texts, train_labels = data.ids("train")
     cfg, size_choice = resolve_size(cfg, teacher, tokenizer, train_texts, say)  # --size auto
     student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
@@ -270,7 +330,6 @@ def run_distill(
     train_set = encode(
         tokenizer, train_texts + extra, train_labels + [IGNORE] * len(extra), max_len
     )
-    test_set = encode(tokenizer, *data.ids("test"), max_len)
     mapping = layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
     result = train(
         student,
@@ -287,8 +346,11 @@ def run_distill(
         say=say,
     )
     t0 = time.perf_counter()
-    student_acc = evaluate(student, test_set, cfg.train.eval_batch_size)
-    teacher_acc = evaluate(teacher, test_set, cfg.train.eval_batch_size)
+    test_set = encode(tokenizer, *data.ids("test"), max_len)
+    scores = {
+        who: evaluation.scores_on(model, test_set, data.labels, cfg.train.eval_batch_size)
+        for who, model in (("student", student), ("teacher", teacher))
+    }
     summary = {
         "teacher": str(teacher_dir),
         "student_family": student.config.model_type,
@@ -301,46 +363,43 @@ def run_distill(
         "layer_map": mapping,
         "loss": [asdict(w) for w in schedule],
         "train": asdict(cfg.train),
+        "defaults": chosen.record(),
         **data_summary(data, unlabelled=len(train_set) - len(data.train)),
-        "history": result.history,
-        "test_accuracy": round(student_acc, 5),
-        "teacher_test_accuracy": round(teacher_acc, 5),
-        "accuracy_kept": round(student_acc / teacher_acc, 4) if teacher_acc else None,
-        "train_seconds": round(result.seconds, 1),
-        "examples_per_s": round(result.examples_per_s, 1),
-        "eval_seconds": round(time.perf_counter() - t0, 1),
+        **training_record(result),
+        **evaluation.summary_fields(scores["student"], data.labels),
+        **evaluation.summary_fields(scores["teacher"], data.labels, "teacher_"),
+        **evaluation.compare(scores["student"], scores["teacher"], data.labels),
     }
-    warning = chance_warning(teacher_acc, data, "test", "teacher", kept=True)
-    if warning:
-        summary["warning"] = warning
-        say(f"warning: {warning}")
-    save_result(student, tokenizer, summary, work, out)
+    for line in evaluation.score_lines(summary, data.labels):
+        say(line)
+    if _is_main():  # one process times, on the CPU, while the others wait
+        timed = evaluation.latency_on_sentences(
+            {"teacher": teacher, "student": student},
+            tokenizer,
+            [t for t, _ in data.test],
+            max_len,
+        )
+        summary.update(evaluation.speed_fields(timed, threads=1))
+        if summary["speedup_on_test_sentences"]:
+            say(
+                f"speed-up on {summary['latency_sentences']} test sentences: "
+                f"{summary['speedup_on_test_sentences']:.2f}x (p50 teacher "
+                f"{summary['teacher_p50_ms_on_test_sentences']:.2f} ms, student "
+                f"{summary['student_p50_ms_on_test_sentences']:.2f} ms; torch, batch 1, "
+                "1 thread, tokenization included)"
+            )
+    summary["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    lost = summary["lost_classes"]
+    warnings += warn(
+        [
+            chance_warning(scores["teacher"]["accuracy"], data, "test", "teacher", kept=True),
+            f"the student never gets class(es) {', '.join(lost)} right (test F1 0) where the "
+            "teacher does; more epochs, unlabelled text of those classes or a larger student help"
+            if lost
+            else None,
+        ],
+        say,
+    )
+    summary.update(warning_fields(warnings))
+    save_result(student, tokenizer, summary, work, out, data, seed=cfg.train.seed)
     return summary
-
-
-def data_summary(data: LabelledData, **more: int) -> dict:
-    """The summary's record of the data: labels, examples per split and per class."""
-    return {
-        "labels": data.labels,
-        "examples": {
-            "train": len(data.train),
-            "validation": len(data.validation),
-            "test": len(data.test),
-            **more,
-        },
-        "class_counts": {split: data.counts(split) for split in ("train", "validation", "test")},
-        "unlabelled_dropped": data.dropped,
-    }
-
-
-def save_result(model, tokenizer, summary: dict, work: Path, out: Path) -> None:
-    """Stage the model, tokenizer and summary in ``work``, then publish them at ``out``."""
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
-        return
-    staged = work / "result"
-    model.save_pretrained(staged)
-    tokenizer.save_pretrained(staged)
-    (staged / run_dir.SUMMARY).write_text(json.dumps(summary, indent=2))
-    run_dir.publish(staged, out, work)

@@ -1,30 +1,33 @@
 """Fine-tune a pretrained encoder (or a classifier) on labelled text: ``run_finetune``.
 
 Used when only a pretrained encoder is given: it gets a classification head for the
-data's labels and is trained with cross-entropy by the same loop as distillation.
+data's labels and is trained with cross-entropy by the same loop as distillation. Epochs
+and learning rate left None are chosen from the data (``pocketbert.core.defaults``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pocketbert.converters import run_dir
-from pocketbert.converters.distill import data_summary, save_result
 from pocketbert.converters.distill_loss import LossWeights
+from pocketbert.converters.evaluation import scores_on, summary_fields
 from pocketbert.converters.model import load_pretrained, source_hash
+from pocketbert.converters.results import (
+    data_summary,
+    save_result,
+    training_record,
+    warn,
+    warning_fields,
+)
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
-from pocketbert.converters.train_loop import (
-    TrainConfig,
-    encode,
-    evaluate,
-    run_fingerprint,
-    train,
-)
-from pocketbert.core.data import LabelledData, chance_warning, load_data
+from pocketbert.converters.train_loop import TrainConfig, encode, run_fingerprint, train
+from pocketbert.core import defaults
+from pocketbert.core.data import LabelledData, chance_warning, load_data, rare_class_warnings
 from pocketbert.core.progress import Progress
 
 
@@ -57,7 +60,7 @@ def run_finetune(
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """Fine-tune ``model_dir`` on ``data`` into a classifier directory at ``out``; returns the summary."""
-    cfg = cfg or TrainConfig(epochs=2, lr=5e-5)
+    cfg = cfg or TrainConfig()
     out = Path(out)
     say = say or Progress(quiet or not _is_main()).say
     run_dir.check_output(
@@ -73,6 +76,13 @@ def run_finetune(
             label_names=label_names,
         )
     say(data.describe())
+    warnings = warn(rare_class_warnings(data), say)
+    counts = list(data.counts().values())
+    chosen = defaults.choose_finetune(counts, cfg.batch_size, epochs=cfg.epochs, lr=cfg.lr)
+    cfg = replace(
+        cfg, epochs=chosen.epochs, lr=chosen.lr, select_by=cfg.select_by or chosen.select_by
+    )
+    say(chosen.line())
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
     fingerprint = run_fingerprint(
         model=source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
@@ -85,24 +95,31 @@ def run_finetune(
         model, None, train_set, val_set, schedule, cfg, work, resume=resume, quiet=quiet, say=say
     )
     t0 = time.perf_counter()
-    test_acc = evaluate(
-        model, encode(tokenizer, *data.ids("test"), cfg.max_seq_len), cfg.eval_batch_size
-    )
+    test_set = encode(tokenizer, *data.ids("test"), cfg.max_seq_len)
+    scores = scores_on(model, test_set, data.labels, cfg.eval_batch_size)
     summary = {
         "base": str(model_dir),
         **describe(model),
         "train": asdict(cfg),
+        "defaults": chosen.record(),
         **data_summary(data),
-        "history": result.history,
-        "test_accuracy": round(test_acc, 5),
-        "train_seconds": round(result.seconds, 1),
-        "examples_per_s": round(result.examples_per_s, 1),
+        **training_record(result),
+        **summary_fields(scores, data.labels),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
-    val_accuracy = result.history[-1]["val_accuracy"]
-    warning = chance_warning(val_accuracy, data, "validation", "teacher")
-    if warning:
-        summary["warning"] = warning
-        say(f"warning: {warning}")
-    save_result(model, tokenizer, summary, work, out)
+    say(
+        f"test: accuracy {scores['accuracy']:.2%}, macro-F1 {scores['macro_f1']:.3f}; "
+        "per-class F1: " + ", ".join(f"{lab} {f:.2f}" for lab, f in summary["test_f1"].items())
+    )
+    kept_epoch = result.best_epoch or result.history[-1]["epoch"]
+    kept = next(r for r in result.history if r["epoch"] == kept_epoch)
+    steps = (len(train_set) // cfg.batch_size) * len(result.history)
+    cause = defaults.likely_cause(
+        len(train_set), steps, [r["loss"] for r in result.history], len(data.labels), cfg.lr
+    )
+    warnings += warn(
+        [chance_warning(kept["val_accuracy"], data, "validation", "teacher", cause=cause)], say
+    )
+    summary.update(warning_fields(warnings))
+    save_result(model, tokenizer, summary, work, out, data, seed=cfg.seed)
     return summary

@@ -4,7 +4,8 @@ HF Accelerate places the model and data (one CPU, one GPU, or many under
 ``accelerate launch``). Checkpoints go to ``<work>/checkpoints/step-N`` (written whole,
 then named in ``latest``). Dropout is seeded from (seed, step) at every step and the
 batch order from (seed, epoch), so a run resumed from any checkpoint ends with the same
-weights as one that never stopped.
+weights as one that never stopped. Every epoch is scored on the validation split and the
+best one is kept (``best_epoch``).
 """
 
 from __future__ import annotations
@@ -21,43 +22,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pocketbert.converters import best_epoch
 from pocketbert.converters.batches import Example, LengthBatches, collate, encode
 from pocketbert.converters.checkpoints import Checkpoints
 from pocketbert.converters.distill_loss import DistillLoss, LossWeights
 from pocketbert.converters.pointwise_conv import einsum_pointwise
 from pocketbert.converters.teacher_cache import TEACHER_LOGITS, with_teacher_logits
+from pocketbert.converters.train_config import TrainConfig
 
 __all__ = ["TrainConfig", "collate", "encode", "evaluate", "run_fingerprint", "train"]
+from pocketbert.core import defaults
 from pocketbert.core.errors import UserError, first_line
+from pocketbert.core.metrics import class_scores
 from pocketbert.core.progress import progress_bar
-from pocketbert.core.threads import check_threads
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup: float = 0.06  # fraction of all steps
-    max_seq_len: int = 128
-    seed: int = 0
-    checkpoint_every: int = 200  # optimizer steps (and always at the end of an epoch)
-    eval_batch_size: int = 128
-    threads: int | None = None  # torch's intra-op threads (None: torch's default)
-
-    def __post_init__(self) -> None:
-        check_threads(self.threads, "threads")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UserError(
-                f"epochs ({self.epochs}) and batch size ({self.batch_size}) must be >= 1"
-            )
-        if not 8 <= self.max_seq_len <= 4096:
-            raise UserError(
-                f"max sequence length {self.max_seq_len} is out of range; give 8 to 4096"
-            )
-        if not 0 < self.lr < 1:
-            raise UserError(f"learning rate {self.lr} is out of range; give e.g. 5e-5")
 
 
 @dataclass
@@ -65,6 +42,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per epoch
     seconds: float = 0.0
     examples_per_s: float = 0.0
+    best_epoch: int | None = None  # the epoch whose weights the model ends with (None: the last)
+    stopped_early: bool = False
 
 
 class Trainee(nn.Module):
@@ -102,10 +81,10 @@ def _accelerator():
 
 
 @torch.no_grad()
-def evaluate(
+def predictions(
     model: nn.Module, examples: list[Example], batch_size: int = 128, accelerator=None
-) -> float:
-    """Accuracy of ``model`` (a sequence classifier) on labelled examples."""
+) -> tuple[list[int], list[int]]:
+    """(predicted, true) class ids of ``model`` (a sequence classifier) on labelled examples."""
     accelerator = accelerator or _accelerator()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))  # little padding
     loader = accelerator.prepare(
@@ -113,14 +92,22 @@ def evaluate(
     )
     was_training = model.training
     model.eval()
-    correct = total = 0
+    predicted, true = [], []
     for batch in loader:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         pred, gold = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"]))
-        correct += int((pred == gold).sum())
-        total += int(gold.numel())
+        predicted += pred.tolist()
+        true += gold.tolist()
     model.train(was_training)
-    return correct / max(total, 1)
+    return predicted, true
+
+
+def evaluate(
+    model: nn.Module, examples: list[Example], batch_size: int = 128, accelerator=None
+) -> float:
+    """Accuracy of ``model`` (a sequence classifier) on labelled examples."""
+    predicted, true = predictions(model, examples, batch_size, accelerator)
+    return sum(p == t for p, t in zip(predicted, true, strict=True)) / max(len(true), 1)
 
 
 @dataclass
@@ -149,6 +136,8 @@ def _fresh_state() -> dict:
         "seconds": 0.0,
         "examples": 0,
         "ema": None,
+        "best": None,  # {"epoch", "score"} of the best epoch so far (best_epoch)
+        "stopped": False,  # early stopping ended the run
     }
 
 
@@ -217,9 +206,10 @@ def _setup(
     loader = DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator()
     )
-    optimizer = _adamw(_param_groups(trainee, cfg.weight_decay), cfg.lr)
+    lr = cfg.lr if cfg.lr is not None else _default_lr(teacher)
+    optimizer = _adamw(_param_groups(trainee, cfg.weight_decay), lr)
     # counted before sharding: Accelerate steps the scheduler once per process per step
-    schedule_steps = len(loader) * cfg.epochs
+    schedule_steps = len(loader) * len(schedule)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(cfg.warmup * schedule_steps), schedule_steps
     )
@@ -227,6 +217,14 @@ def _setup(
         trainee, optimizer, loader, scheduler
     )
     return _Run(accelerator, trainee, teacher, optimizer, scheduler, loader, sampler, val_set, cfg)
+
+
+def _select_by(cfg: TrainConfig) -> str:
+    return cfg.select_by or "accuracy"
+
+
+def _default_lr(teacher: nn.Module | None) -> float:
+    return defaults.DISTILL_LR if teacher is not None else defaults.FINETUNE_LR
 
 
 def _restore(run: _Run, ckpts: Checkpoints, resume: bool, say: Callable[[str], None]) -> None:
@@ -280,17 +278,30 @@ def _step(run: _Run, batch: dict[str, torch.Tensor], w: LossWeights) -> float:
     return loss
 
 
-def _end_epoch(run: _Run, epoch: int) -> dict:
-    """Validation accuracy after ``epoch``; the epoch's row is added to the history."""
+def _end_epoch(run: _Run, epoch: int, w: LossWeights, work: Path) -> tuple[dict, str]:
+    """Score ``epoch`` on the validation split and keep it if it is the best so far.
+
+    Returns the history row (also added to the state) and a note for the epoch's line.
+    """
     student = run.accelerator.unwrap_model(run.trainee).student
-    accuracy = evaluate(student, run.val_set, run.cfg.eval_batch_size, run.accelerator)
+    pred, true = predictions(student, run.val_set, run.cfg.eval_batch_size, run.accelerator)
+    scores = class_scores(pred, true, student.config.num_labels)
     row = {
         "epoch": epoch + 1,
         "loss": round(run.state["ema"] or 0.0, 5),
-        "val_accuracy": round(accuracy, 5),
+        "val_accuracy": round(scores["accuracy"], 5),
+        "val_macro_f1": round(scores["macro_f1"], 5),
     }
+    note = ""
+    if not best_epoch.trains_classifier(w):
+        row["stage"] = 1
+        note = " (stage 1: the classifier is not trained yet)"
+    elif run.val_set and best_epoch.consider(
+        run.state, row, _select_by(run.cfg), student, work, run.accelerator
+    ):
+        note = " (best so far)"
     run.state["history"].append(row)
-    return row
+    return row, note
 
 
 def train(
@@ -331,8 +342,9 @@ def train(
     _restore(run, ckpts, resume, say)
     state, accelerator = run.state, run.accelerator
     steps_per_epoch = len(run.loader)
+    epochs = len(schedule)
     bar = progress_bar(
-        total=steps_per_epoch * cfg.epochs,
+        total=steps_per_epoch * epochs,
         initial=state["global_step"],
         disable=quiet or not accelerator.is_local_main_process,
         unit="step",
@@ -340,7 +352,9 @@ def train(
     started = time.perf_counter() - state["seconds"]
     # SqueezeBERT's pointwise convolutions train as einsums; restored even if training fails
     with einsum_pointwise(accelerator.unwrap_model(run.trainee).student):
-        for epoch in range(state["epoch"], cfg.epochs):
+        for epoch in range(state["epoch"], epochs):
+            if state["stopped"]:
+                break
             run.sampler.epoch = epoch
             run.trainee.train()
             skip = state["step_in_epoch"]
@@ -361,19 +375,37 @@ def train(
                 ):
                     state.update(epoch=epoch, step_in_epoch=step_in_epoch + 1, seconds=elapsed)
                     ckpts.save(accelerator, state)
-            row = _end_epoch(run, epoch)
+            row, note = _end_epoch(run, epoch, schedule[epoch], work)
+            state["stopped"] = epoch + 1 < epochs and best_epoch.should_stop(
+                state, epoch + 1, cfg.patience
+            )
             bar.clear()  # the epoch's line goes above the bar
             say(
-                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, "
-                f"validation accuracy {row['val_accuracy']:.2%}"
+                f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f}, validation accuracy "
+                f"{row['val_accuracy']:.2%}, macro-F1 {row['val_macro_f1']:.3f}{note}"
+                + (
+                    f"; stopping: {cfg.patience} epochs without a better validation "
+                    f"{defaults.SCORE_NAMES[_select_by(cfg)]}"
+                    if state["stopped"]
+                    else ""
+                )
             )
             bar.refresh()
             state.update(epoch=epoch + 1, step_in_epoch=0, seconds=time.perf_counter() - started)
             ckpts.save(accelerator, state)
     bar.close()
-    accelerator.wait_for_everyone()
+    student = accelerator.unwrap_model(run.trainee).student
+    best = best_epoch.restore_best(state, student, work, accelerator)
+    if best is not None and best != state["history"][-1]["epoch"]:
+        say(f"kept epoch {best}, the best on the validation split")
     seconds = time.perf_counter() - started
-    return TrainResult(state["history"], seconds, state["examples"] / max(seconds, 1e-9))
+    return TrainResult(
+        state["history"],
+        seconds,
+        state["examples"] / max(seconds, 1e-9),
+        best_epoch=best,
+        stopped_early=state["stopped"],
+    )
 
 
 def run_fingerprint(**parts) -> dict:

@@ -1,7 +1,7 @@
 """``pocketbert.finetune``, ``pocketbert.distill`` and ``pocketbert.propose_student``.
 
     import pocketbert
-    pocketbert.finetune(pocketbert.examples.minilm_path(), "reviews.csv", "out/teacher", epochs=2)
+    pocketbert.finetune(pocketbert.examples.minilm_path(), "reviews.csv", "out/teacher")
     summary = pocketbert.distill("out/teacher", "reviews.csv", "out/student",
                                  pocketbert.DistillOptions(student="squeezebert", loss="kd=1,hidden=1"))
 
@@ -9,7 +9,9 @@ Each verb takes what it works on plus one options object (:class:`FinetuneOption
 :class:`DistillOptions`); keyword arguments are the same fields and build (or override) it.
 The CLI builds the same objects from its flags. Each writes a transformers model directory
 (model, tokenizer, ``summary.json``) and returns the summary. Options are checked when made,
-without torch; torch is imported only when a verb runs.
+without torch; torch is imported only when a verb runs. Settings left None (epochs, the
+learning rate, the first stage's length, the augmented transfer set) are chosen from the
+data by the rule in ``pocketbert.core.defaults``; a value given always wins.
 """
 
 from __future__ import annotations
@@ -74,11 +76,17 @@ def parse_loss(spec: str | dict | None) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """What fine-tuning and distillation share: the data, the optimizer, the run."""
+    """What fine-tuning and distillation share: the data, the optimizer, the run.
 
-    epochs: int = 3
+    ``epochs``, ``lr``: None lets the rule choose them from the data; ``patience``: epochs
+    without a better validation score before training stops (0: run every epoch); the
+    best epoch's weights are kept either way.
+    """
+
+    epochs: int | None = None
     batch_size: int = 32
-    lr: float = 1e-4
+    lr: float | None = None
+    patience: int = 2
     max_seq_len: int = 128
     seed: int = 0
     checkpoint_every: int = 200  # optimizer steps between checkpoints (0: epoch ends only)
@@ -93,8 +101,16 @@ class TrainOptions:
         check_threads(self.threads)
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
+            if value is None and name == "epochs":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a whole number >= 1, not {value!r}")
+        if isinstance(self.patience, bool) or not (
+            isinstance(self.patience, int) and self.patience >= 0
+        ):
+            raise UserError(
+                f"patience must be a whole number of epochs >= 0, not {self.patience!r}"
+            )
         if isinstance(self.checkpoint_every, bool) or not (
             isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0
         ):
@@ -114,6 +130,7 @@ class TrainOptions:
             seed=self.seed,
             checkpoint_every=self.checkpoint_every,
             threads=self.threads,
+            patience=self.patience,
         )
 
     def run_options(self) -> dict[str, Any]:
@@ -129,14 +146,12 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class FinetuneOptions(TrainOptions):
-    """Options of :func:`finetune` (its own defaults: 2 epochs at lr 5e-5).
+    """Options of :func:`finetune` (left None: 2+ epochs from the data size, lr 5e-5).
 
     ``label_names``: names for the data's labels in their order (numeric labels by value),
     e.g. ``("negative", "positive")`` for 0/1 data; the classifier and its bundles use them.
     """
 
-    epochs: int = 2
-    lr: float = 5e-5
     label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -162,10 +177,11 @@ class DistillOptions(TrainOptions):
     no_norm (override the size); ``loss``: weights of ce, kd, hidden, attention and the
     temperature (``"kd=1,hidden=1"`` or a dict; terms not named are 0); ``two_stage``:
     TinyBERT's stages, hidden states and attention maps for ``stage1_epochs`` (default:
-    half), then labels and logits (None: two stages when the loss has terms of both kinds);
+    1), then labels and logits (None: two stages when the loss has terms of both kinds);
     ``unlabelled``: extra text for the distillation terms; ``augment``: variants of each
     training sentence with words swapped for their neighbours in the teacher's embeddings,
-    labelled by the teacher; ``cache_dir``: where the teacher's logits are kept for reuse by
+    labelled by the teacher (None: a transfer set sized to the data when no unlabelled
+    text is given, see ``pocketbert.core.defaults``); ``cache_dir``: where the teacher's logits are kept for reuse by
     other students on the same text; ``init_from_teacher``: copy the teacher's weights
     where shapes allow.
     """
@@ -177,7 +193,7 @@ class DistillOptions(TrainOptions):
     two_stage: bool | None = None
     stage1_epochs: int | None = None
     unlabelled: str | Path | None = None
-    augment: int = 0
+    augment: int | None = None
     cache_dir: str | Path | None = None
     init_from_teacher: bool = True
     speedup: float | None = None  # size auto: times faster than the teacher (default 4)
@@ -216,7 +232,9 @@ class DistillOptions(TrainOptions):
                 f"unknown student '{self.student}'; choose one of: {choices(FAMILIES)}, "
                 "or give a model directory"
             )
-        if isinstance(self.augment, bool) or not isinstance(self.augment, int) or self.augment < 0:
+        if self.augment is not None and (
+            isinstance(self.augment, bool) or not isinstance(self.augment, int) or self.augment < 0
+        ):
             raise UserError(
                 f"augment={self.augment}: give the number of variants per sentence (0 or more)"
             )

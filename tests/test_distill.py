@@ -148,7 +148,7 @@ from pocketbert.converters.students import StudentSpec
 from pocketbert.converters.train_loop import TrainConfig
 teacher, data, out, resume, logits_only = sys.argv[1:6]
 loss = LossWeights(ce=1.0, kd=1.0) if logits_only == "1" else LossWeights(ce=1, kd=1, hidden=1, attention=1)
-cfg = DistillConfig(student=StudentSpec("squeezebert"), loss=loss,
+cfg = DistillConfig(student=StudentSpec("squeezebert"), loss=loss, augment=0,
                     train=TrainConfig(epochs=2, batch_size=8, max_seq_len=32, checkpoint_every=3, seed=7))
 run_distill(teacher, data, out, cfg, resume=resume == "1", quiet=True)
 """

@@ -60,9 +60,9 @@ def test_verbs_show_their_real_parameters_to_help_and_ides():
     assert distill["options"].annotation == "DistillOptions | None"
     for name in ("student", "loss", "epochs", "threads", "drop_unlabelled", "cache_dir"):
         assert distill[name].kind is inspect.Parameter.KEYWORD_ONLY
-    assert distill["epochs"].default == 3 and distill["student"].default == "squeezebert"
+    assert distill["epochs"].default is None and distill["student"].default == "squeezebert"
     finetune = inspect.signature(pocketbert.finetune).parameters
-    assert finetune["epochs"].default == 2 and finetune["lr"].default == 5e-5
+    assert finetune["epochs"].default is None and finetune["lr"].default is None  # the rule's
     assert "student" not in finetune
     export = inspect.signature(pocketbert.export).parameters
     assert {"format", "precision", "max_seq_len", "calibration", "quiet"} <= set(export)
@@ -86,8 +86,8 @@ def test_options_object_and_keywords_are_the_same_config():
     assert base.loss == {"ce": 0.0, "kd": 1.0, "hidden": 0.5, "attention": 0.0, "temperature": 2.0}
     config = base.distill_config()
     assert config.student == StudentSpec("mobilebert", "small", layers=2)
-    assert config.loss.hidden == 0.5 and config.train.epochs == 3
-    assert FinetuneOptions().train_config().lr == 5e-5
+    assert config.loss.hidden == 0.5 and config.train.epochs is None  # chosen from the data
+    assert FinetuneOptions(lr=5e-5).train_config().lr == 5e-5
     assert {f for f in StudentSpec.__dataclass_fields__} - {"family", "size"} == set(
         pocketbert.training.KNOBS
     )

@@ -17,7 +17,7 @@ import json
 import sys
 
 
-def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         help="labelled .csv/.tsv/.jsonl, a directory of split files, or a datasets directory",
@@ -34,9 +34,20 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     p.add_argument(
         "-o", "--output", help="model directory to write (replaced only when the run finishes)"
     )
-    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument(
+        "--epochs", type=int, default=None, help="default: chosen from the data size and classes"
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument(
+        "--lr", type=float, default=None, help="default: 2e-4 to distill, 5e-5 to fine-tune"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=2,
+        help="stop after N epochs without a better validation score (0: run every epoch); "
+        "the best epoch is kept",
+    )
     p.add_argument("--max-seq-len", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -69,11 +80,25 @@ def _report(args: argparse.Namespace, summary: dict, what: str) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    if "warning" in summary and args.quiet:  # otherwise already said with the progress
-        print(f"warning: {summary['warning']}", file=sys.stderr)
-    line = f"{what}: test accuracy {summary['test_accuracy']:.2%}"
+    if args.quiet:  # otherwise already said with the progress
+        for warning in summary.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    line = (
+        f"{what}: test accuracy {summary['test_accuracy']:.2%}, "
+        f"macro-F1 {summary['test_macro_f1']:.3f}"
+    )
     if "teacher_test_accuracy" in summary:
-        line += f" (teacher {summary['teacher_test_accuracy']:.2%}, kept {summary['accuracy_kept']:.1%})"
+        acc, f1 = summary["accuracy_kept"], summary["macro_f1_kept"]
+        line += (
+            f" (teacher {summary['teacher_test_accuracy']:.2%}"
+            + (f", kept {acc:.1%} accuracy" if acc is not None else "")
+            + (f", {f1:.1%} macro-F1" if f1 is not None else "")
+            + ")"
+        )
+    if summary.get("speedup_on_test_sentences"):
+        line += f", {summary['speedup_on_test_sentences']:.1f}x faster on the test sentences"
+    if summary.get("best_epoch"):
+        line += f"; kept epoch {summary['best_epoch']}"
     print(
         f"{line}; {summary['train_seconds']:.0f}s, {summary['examples_per_s']:.0f} examples/s -> {args.output}"
     )
@@ -207,7 +232,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "--stage1-epochs",
         type=int,
         default=None,
-        help="two stages: epochs of the first (default: half)",
+        help="two stages: epochs of the first (default: 1)",
     )
     p.add_argument(
         "--unlabelled",
@@ -217,10 +242,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="add N variants of each training sentence, words swapped for their neighbours "
-        "in the teacher's embeddings and labelled by the teacher (TinyBERT-style)",
+        "in the teacher's embeddings and labelled by the teacher (TinyBERT-style); default: "
+        "up to 20, to about 30,000 sentences in all, when no --unlabelled text is given",
     )
     p.add_argument(
         "--cache-dir",
@@ -233,7 +259,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the student's params and FLOPs, do not train"
     )
-    _train_args(p, epochs=3, lr=1e-4)
+    _train_args(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
@@ -242,7 +268,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         help="fine-tune a pretrained encoder into a teacher classifier",
     )
     p.add_argument("model", help="transformers encoder or classifier directory, or hub id")
-    _train_args(p, epochs=2, lr=5e-5)
+    _train_args(p)
     p.add_argument(
         "--label-names",
         default=None,
