@@ -115,6 +115,12 @@ def read_eval(path: str | Path) -> TextSet:
         raise UserError(f"--eval file '{path}' {what}; give {KINDS}")
     if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         return TextSet(read_texts(path), "given", str(path))
+    try:
+        path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"cannot read --eval file '{path}' as UTF-8 text ({exc}); give {KINDS}"
+        ) from exc
     records = read_records(path)
     if not records:
         raise UserError(f"--eval file '{path}' holds no rows; give {KINDS}")
