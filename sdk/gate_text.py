@@ -79,8 +79,8 @@ class GateText:
         Embedding models have no classes: their verification labels are not used.
         """
         if self.verify.labels is None or task != "classification":
-            return replace(self, ids=None)
-        where = self.verify.name if self.verify.given else self.verify.source
+            return replace(self, verify=replace(self.verify, labels=None), ids=None)
+        where = self.verify.name or self.verify.source
         return replace(self, ids=label_ids(self.verify.labels, model_labels, where))
 
 
