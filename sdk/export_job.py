@@ -11,14 +11,13 @@ from pathlib import Path
 
 from pocketbert import __version__
 from pocketbert.bundle import open_bundle, staging, write_manifest, write_tokenizer
-from pocketbert.converters.quantization import Precision, config_dict
+from pocketbert.converters.quantization import Precision, config_dict, describe
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import native_output_to
 from pocketbert.core.texts import BUILTIN
+from pocketbert.gate_text import GateText
 from pocketbert.tokenize import Encoder
-from pocketbert.verify import check
-
-VERIFY_SAMPLES = 256
+from pocketbert.verify import check, failure
 
 
 @dataclass
@@ -36,6 +35,7 @@ class Result:
     bug: bool = False
     log: Path | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
+    shipped: str | None = None  # the recipe written, when a fallback replaced ``precision``
 
     @property
     def status(self) -> str:
@@ -58,11 +58,13 @@ class Job:
     path): converter logs and the exporters' intermediate files live there.
     """
 
-    def __init__(self, loaded, module, options, texts: list[str], tok_dir: Path, work_dir: Path):
+    def __init__(
+        self, loaded, module, options, gate: GateText, tok_dir: Path, work_dir: Path, say=None
+    ):
         self.loaded, self.module, self.options, self.tok_dir = loaded, module, options, tok_dir
         self.work_dir = work_dir
-        self.texts = texts
-        self.verify_texts = texts[:VERIFY_SAMPLES]
+        self.gate = gate
+        self.say = say or (lambda message: None)
         self._references: dict[int | None, tuple] = {}
         self._encoders: dict[int | None, Encoder] = {}
 
@@ -78,12 +80,13 @@ class Job:
         from pocketbert.converters.reference import torch_outputs
 
         if pad_to not in self._references:
-            feeds = self.encoder(pad_to).feeds(self.verify_texts)
+            feeds = self.encoder(pad_to).feeds(self.gate.verify.texts)
             self._references[pad_to] = (feeds, torch_outputs(self.loaded.module, feeds))
         return self._references[pad_to]
 
     def calibration_texts(self, config: Precision) -> list[str]:
-        return self.texts[: config.calibration_samples] if config.calibration_samples else []
+        n = config.calibration_samples
+        return self.gate.calibration.texts[:n] if n else []
 
     def spec(self, fmt: str, config: Precision):
         from pocketbert.converters.spec import ExportSpec
@@ -98,36 +101,85 @@ class Job:
     def log_path(self, fmt: str, config: Precision) -> Path:
         return self.work_dir / f"{fmt}-{config.name}.log"
 
-    def run(self, fmt: str, config: Precision, target: Path) -> Result:
-        """Export, verify and write one bundle at ``target`` (atomically)."""
+    def recipes(self, fmt: str, config: Precision) -> list[Precision]:
+        """The requested recipe, then its fallbacks that this format exports.
+
+        ``--allow-parity-failure`` asks for the requested recipe as it is: no fallback.
+        """
         from pocketbert.converters import EXPORTERS
 
-        info = EXPORTERS[fmt]
+        if self.options.allow_parity_failure:
+            return [config]
+        handled = EXPORTERS[fmt].handles
+        return [config, *(c for c in config.fallbacks() if type(c) in handled)]
+
+    def _attempt(self, fmt: str, config: Precision, out: Path, log: Path):
+        """Export one recipe at ``out`` and judge it: (exported, parity record)."""
+        from pocketbert.converters import EXPORTERS
+
+        # the converters' and runtimes' native chatter (XNNPACK, cpuinfo) goes to the log
+        with native_output_to(log):
+            exported = EXPORTERS[fmt].export(self.module, self.spec(fmt, config), out)
+            feeds, reference = self.feeds_and_reference(
+                None if exported.dynamic_seq else self.options.max_seq_len
+            )
+            parity = check(
+                exported.path,
+                feeds,
+                reference,
+                precision=config,
+                task=self.loaded.task,
+                labels=self.gate.ids,
+            )
+        return exported, parity
+
+    def run(self, fmt: str, config: Precision, target: Path) -> Result:
+        """Export, verify and write one bundle at ``target`` (atomically).
+
+        A recipe that misses its gate gives way to the next of ``recipes`` (one line
+        each); the manifest records every recipe tried and which one shipped.
+        """
+        from pocketbert.converters import EXPORTERS
+
         start = time.perf_counter()
+        recipes = self.recipes(fmt, config)
+        tried, misses = [], []
         with staging(target) as stage:
-            # the converters' and runtimes' native chatter (XNNPACK, cpuinfo) goes to the log
-            with native_output_to(self.log_path(fmt, config)):
-                exported = info.export(
-                    self.module, self.spec(fmt, config), stage / f"model{info.suffix}"
-                )
-                feeds, reference = self.feeds_and_reference(
-                    None if exported.dynamic_seq else self.options.max_seq_len
-                )
-                parity = check(
-                    exported.path, feeds, reference, precision=config, task=self.loaded.task
-                )
+            out = stage / f"model{EXPORTERS[fmt].suffix}"
+            for i, recipe in enumerate(recipes):
+                out.unlink(missing_ok=True)
+                # every recipe of the job logs to the job's log (kept beside out on a bug)
+                exported, parity = self._attempt(fmt, recipe, out, self.log_path(fmt, config))
+                record = {"precision": describe(recipe), "quantization": config_dict(recipe)}
+                tried.append({**record, **parity})
+                if parity["passed"]:
+                    break
+                misses.append(failure(parity, recipe, self.loaded.task))
+                if i + 1 < len(recipes):
+                    self.say(
+                        f"{fmt} {describe(recipe)} missed the parity gate ({misses[-1]}); "
+                        f"trying {describe(recipes[i + 1])}"
+                    )
             if not parity["passed"] and not self.options.allow_parity_failure:
-                tolerance = config.tolerance(self.loaded.task)
+                each = (
+                    misses[0]
+                    if len(misses) == 1
+                    else "; ".join(
+                        f"{t['precision']}: {m}" for t, m in zip(tried, misses, strict=True)
+                    )
+                )
                 raise UserError(
-                    f"{fmt} {config.name} failed the parity gate "
-                    f"({tolerance.failure(parity[tolerance.metric])}); no bundle written; "
+                    f"{fmt} {config.name} failed the parity gate ({each}); no bundle written; "
                     "try another precision or pass --allow-parity-failure"
                 )
             self._write_assets(stage, exported)
-            write_manifest(stage, self._manifest(fmt, config, exported, parity))
+            parity = {**parity, "tried": tried}
+            write_manifest(stage, self._manifest(fmt, config, recipe, exported, parity))
             open_bundle(stage)
         seconds = time.perf_counter() - start
-        return Result(fmt, config.name, target, parity, exported.checks, seconds=seconds)
+        return Result(
+            fmt, config.name, target, parity, exported.checks, seconds=seconds, shipped=recipe.name
+        )
 
     def _write_assets(self, stage: Path, exported) -> None:
         # the bundle's tokenizer cuts (and, for a fixed-length file, pads) at the bundle's
@@ -138,7 +190,10 @@ class Job:
         shutil.copy(self.tok_dir / "vocab.txt", stage / "vocab.txt")
         (stage / "labels.json").write_text(json.dumps(self.loaded.labels, indent=2) + "\n")
 
-    def _manifest(self, fmt: str, config: Precision, exported, parity: dict) -> dict:
+    def _manifest(
+        self, fmt: str, requested: Precision, config: Precision, exported, parity: dict
+    ) -> dict:
+        """The bundle's manifest; ``config`` is the recipe that shipped."""
         from pocketbert.converters import EXPORTERS
 
         n = self.options.max_seq_len
@@ -147,6 +202,7 @@ class Job:
             "format": fmt,
             "precision": config.name,
             "quantization": config_dict(config),
+            "requested": {"precision": requested.name, "quantization": config_dict(requested)},
             "task": self.loaded.task,
             "runtime": EXPORTERS[fmt].runtime,
             "model_file": exported.path.name,
@@ -163,10 +219,8 @@ class Job:
             "shape": _shape(self.loaded.config),
             "source": {"model": self.loaded.source, "sha256": self.loaded.source_hash},
             "recipe": {**self.options.as_dict(), "sha256": self.options.recipe_hash()},
-            "calibration": {
-                "source": self.options.calibration or "builtin",
-                "samples": len(self.calibration_texts(config)),
-            },
+            "verification": self.gate.verify.record(len(self.gate.verify.texts)),
+            "calibration": self.gate.calibration.record(len(self.calibration_texts(config))),
             "tools": {
                 "pocketbert": __version__,
                 "python": platform.python_version(),

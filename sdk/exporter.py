@@ -16,9 +16,10 @@ from pathlib import Path
 from pocketbert.converters.quantization import PRECISIONS, Precision, as_config, config_dict
 from pocketbert.core.errors import UserError, choices, first_line
 from pocketbert.core.progress import Progress, native_output_to
-from pocketbert.core.texts import BUILTIN, read_texts
+from pocketbert.core.texts import read_texts
 from pocketbert.export_job import Job, Result, save_tokenizer
 from pocketbert.export_output import StagedSet, check_target, remove_stale
+from pocketbert.gate_text import GateText, TextSet, gate_text, read_eval
 
 __all__ = ["PRECISIONS", "ExportBug", "ExportFailed", "ExportOptions", "Result", "export"]
 
@@ -32,6 +33,7 @@ class ExportOptions:
     task: str | None = None
     max_seq_len: int = 128
     calibration: str | None = None
+    eval: str | None = None  # the --eval file the gate verifies on
     allow_parity_failure: bool = False
 
     def __post_init__(self) -> None:
@@ -125,6 +127,7 @@ def export(
     precision: str | Precision | list[str | Precision] = "fp32",
     task: str | None = None,
     calibration: str | Path | list[str] | None = None,
+    eval: str | Path | None = None,
     max_seq_len: int = 128,
     allow_parity_failure: bool = False,
     quiet: bool = False,
@@ -135,13 +138,20 @@ def export(
     a list of them, or ``"all"``. One format and precision: ``out`` is the bundle (a
     directory, or a ``.zip``). Several: ``out/<format>-<precision>``, written as one set
     that replaces ``out`` at the end. A bundle is written only if its file loads in its own
-    runtime and passes the parity gate (or ``allow_parity_failure``). Bad input raises
+    runtime and passes the parity gate (or ``allow_parity_failure``); an int8-static recipe
+    that misses it gives way to its fallbacks (``Int8Static.fallbacks``), and the manifest
+    says which recipe shipped.
+
+    ``eval``: the text the gate verifies on (.txt, or .csv/.tsv/.jsonl with a text and an
+    optional label column); by default the model directory's task_text.json, else the
+    built-in sentences (``pocketbert.gate_text``). ``calibration``: the text int8-static
+    calibrates on, by the same defaults; never the text the gate verifies on. Bad input raises
     UserError (``ExportFailed`` once jobs ran); a bug in a job raises ``ExportBug`` after
     the other jobs ran. Converter warnings and native log lines go to the run's log.
     """
     from pocketbert.converters.architectures import preflight
 
-    preflight(model, task, max_seq_len)  # bad model input is refused before torch loads
+    info = preflight(model, task, max_seq_len)  # bad model input is refused before torch loads
     from pocketbert.converters import EXPORTERS
 
     options = ExportOptions(
@@ -150,29 +160,48 @@ def export(
         task=task,
         max_seq_len=max_seq_len,
         calibration=_calibration_name(calibration),
+        eval=None if eval is None else str(eval),
         allow_parity_failure=allow_parity_failure,
     )
     jobs = [(f, p) for f in options.formats for p in options.precisions]
     out = Path(out)
     check_target(out, len(jobs), {n: i.suffix for n, i in EXPORTERS.items()}, options.formats)
+    gate = _gate_text(model, options, eval, calibration)
+    if info.local and info.labels:  # unknown --eval labels: refused before torch loads
+        gate.bind(info.labels, info.task)
+    with warnings.catch_warnings(), _run_dir() as work:
+        warnings.simplefilter("ignore")  # converter chatter, inside this call only
+        return _export(model, out, options, jobs, gate, work, Progress(quiet=quiet))
+
+
+def _gate_text(model, options: ExportOptions, eval, calibration) -> GateText:
+    """The verification and calibration text of this run (``pocketbert.gate_text``)."""
+    given = None
     if isinstance(calibration, list | tuple):
         texts = [t for t in (str(x).strip() for x in calibration) if t]
         if not texts:
             raise UserError("the calibration list holds no text; give at least one sentence")
-    else:
-        texts = read_texts(calibration) if calibration else list(BUILTIN)
-    with warnings.catch_warnings(), _run_dir() as work:
-        warnings.simplefilter("ignore")  # converter chatter, inside this call only
-        return _export(model, out, options, jobs, texts, work, Progress(quiet=quiet))
+        given = TextSet(texts, "given", options.calibration)
+    elif calibration:
+        given = TextSet(read_texts(calibration), "given", options.calibration)
+    recipes = [r for p in options.precisions for r in (p, *p.fallbacks())]
+    return gate_text(
+        model,
+        eval_set=read_eval(eval) if eval is not None else None,
+        calibration=given,
+        calibrating=max(r.calibration_samples for r in recipes),
+    )
 
 
-def _export(model, out: Path, options: ExportOptions, jobs, texts, work: Path, progress):
+def _export(model, out: Path, options: ExportOptions, jobs, gate: GateText, work: Path, progress):
     with progress.step(f"loading {model}"), native_output_to(work / "load.log"):
         from pocketbert.converters.model import export_ready, load_model
 
         loaded = load_model(model, options.task, max_seq_len=options.max_seq_len)
         module = export_ready(loaded)
-    job = Job(loaded, module, options, texts, save_tokenizer(loaded.tokenizer, work / "tok"), work)
+    gate = gate.bind(loaded.labels, loaded.task)
+    tok = save_tokenizer(loaded.tokenizer, work / "tok")
+    job = Job(loaded, module, options, gate, tok, work, say=progress.say)
     remove_stale(out)
     single = len(jobs) == 1
     staged = None if single else StagedSet(out)

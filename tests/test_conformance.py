@@ -66,12 +66,14 @@ def test_export_writes_verified_bundles_for_every_precision(fmt, arch, tiny_mode
         assert m["format"] == fmt and m["precision"] == result.precision
         assert m["quantization"] == config_dict(config)
         assert m["parity"]["passed"] is True
-        assert m["parity"]["samples"] == len(BUILTIN)
+        # a run that calibrates on the built-in sentences verifies on the other half of them
+        calibrates = any(c.calibration_samples for c in configs)
+        assert m["parity"]["samples"] == len(BUILTIN) // (2 if calibrates else 1)
         assert m["architecture"] == arch
         assert set(m["files"]) >= {m["model_file"], "tokenizer.json", "vocab.txt", "labels.json"}
         tolerance = config.tolerance("classification")
         assert m["parity"]["gate"] == tolerance.rule
-        assert tolerance.passes(m["parity"][tolerance.metric])
+        assert tolerance.passes(m["parity"][tolerance.metric], m["parity"].get(tolerance.rows))
         if result.precision == "fp32":
             assert m["parity"]["max_abs_diff"] <= 1e-4
         else:

@@ -62,13 +62,20 @@ def test_config_is_frozen_when_constructed():
 
 
 def test_gate_reads_its_bound_from_the_config_when_judging_figures():
-    figures = {"max_abs_diff": 5e-4, "argmax_agreement": 0.95, "mean_cosine": 0.99}
+    # 200 decisive rows, 10 of them differ (95%)
+    figures = {
+        "max_abs_diff": 5e-4,
+        "decisive_agreement": 0.95,
+        "decisive_rows": 200,
+        "mean_cosine": 0.99,
+    }
     assert gate(figures, Fp32(), "classification") == (False, "max_abs_diff <= 0.0001")
     assert gate(figures, Fp32(max_abs_diff=1e-3), "classification") == (
         True,
         "max_abs_diff <= 0.001",
     )
-    assert gate(figures, Int8Static(), "classification") == (False, "argmax_agreement >= 0.98")
+    rule = "decisive_agreement >= 0.98 over decisive rows, 3 rows always allowed"
+    assert gate(figures, Int8Static(), "classification") == (False, rule)
     assert gate(figures, Int8Static(min_argmax_agreement=0.9), "classification")[0] is True
     assert gate(figures, Int8Dynamic(), "embedding") == (True, "mean_cosine >= 0.98")
     assert gate(figures, "int8-dynamic", "embedding")[0] is True  # a name means its default
@@ -133,6 +140,8 @@ def test_export_records_the_config_when_int8_static_is_tuned(tiny_models, tmp_pa
         "type": "Int8Static",
         "min_argmax_agreement": 0.98,
         "min_mean_cosine": 0.98,
+        "max_accuracy_drop": 0.01,
+        "near_tie_margin": 0.1,
         "calibration_samples": 16,
         "dynamic_outliers": False,
     }

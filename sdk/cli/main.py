@@ -17,7 +17,8 @@ def _export_row(r) -> dict:
     """One job as --json prints it: the bundle written, or the error (and a bug's log)."""
     row = {"format": r.format, "precision": r.precision, "status": r.status}
     if r.path:
-        return {**row, "bundle": str(r.path), "parity": r.parity, "checks": r.checks}
+        shipped = {"shipped": r.shipped or r.precision}
+        return {**row, **shipped, "bundle": str(r.path), "parity": r.parity, "checks": r.checks}
     return {**row, "bundle": None, "error": r.error, "log": str(r.log) if r.log else None}
 
 
@@ -33,6 +34,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             precision=args.precision,
             task=args.task,
             calibration=args.calibration,
+            eval=args.eval,
             max_seq_len=args.max_seq_len,
             allow_parity_failure=args.allow_parity_failure,
             quiet=args.quiet or args.json,
@@ -47,14 +49,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         p = row["parity"]
-        agree = (
-            f"argmax {p['argmax_agreement']:.1%}"
-            if "argmax_agreement" in p
-            else f"cosine {p['mean_cosine']:.4f}"
-        )
+        shipped = f"  (shipped {row['shipped']})" if row["shipped"] != row["precision"] else ""
         print(
-            f"{row['format']:<10} {row['precision']:<13} max|Δ| {p['max_abs_diff']:.2e}  {agree}  -> {row['bundle']}"
+            f"{row['format']:<10} {row['precision']:<13} max|Δ| {p['max_abs_diff']:.2e}  "
+            f"{_agreement(p)}  -> {row['bundle']}{shipped}"
         )
+        if p.get("note"):
+            print(f"{'':<25}note: {p['note']}")
         outside = row["checks"].get("undelegated_ops")
         if outside:
             names = ", ".join(f"{op} {n}" for op, n in list(outside.items())[:6])
@@ -62,6 +63,17 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"{'':<25}outside XNNPACK: {sum(outside.values())} ops ({names}{', …' if len(outside) > 6 else ''})"
             )
     return 0
+
+
+def _agreement(p: dict) -> str:
+    """The figure the gate judged: accuracy (labelled), decisive agreement, or cosine."""
+    if "accuracy_file" in p:
+        return f"accuracy {p['accuracy_file']:.1%} (torch {p['accuracy_torch']:.1%})"
+    if "decisive_rows" in p:
+        agree = p["decisive_agreement"]
+        shown = "n/a" if agree is None else f"{agree:.1%}"
+        return f"argmax {shown} of {p['decisive_rows']} decisive"
+    return f"cosine {p['mean_cosine']:.4f}"
 
 
 RUN_CHUNK = 64  # texts per predict() call: results are written as each chunk finishes
@@ -197,7 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calibration",
         default=None,
-        help="text file (.txt/.csv/.jsonl) to calibrate and verify on",
+        help="text file (.txt/.csv/.jsonl) int8-static calibrates on "
+        "(default: the model's task_text.json, else built-in sentences)",
+    )
+    p.add_argument(
+        "--eval",
+        default=None,
+        metavar="FILE",
+        help="text the parity gate verifies on: .txt, or .csv/.tsv/.jsonl with a text and an "
+        "optional label column (default: the model's task_text.json, else built-in sentences)",
     )
     p.add_argument("--max-seq-len", type=int, default=128)
     p.add_argument(
