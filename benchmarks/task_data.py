@@ -25,6 +25,7 @@ import csv
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -158,6 +159,11 @@ def rows(name: str) -> list[Row]:
 
     A text that occurs with two different labels is left out altogether.
     """
+    return list(_rows(name))
+
+
+@cache
+def _rows(name: str) -> tuple[Row, ...]:
     t = task(name)
     root = package_dir(t)
     if root is None:
@@ -172,7 +178,7 @@ def rows(name: str) -> list[Row]:
             labels[text] = set()
             order.append(text)
         labels[text].add(label)
-    return [(text, next(iter(labels[text]))) for text in order if len(labels[text]) == 1]
+    return tuple((text, next(iter(labels[text]))) for text in order if len(labels[text]) == 1)
 
 
 def split(name: str, *, limit: int | None = None) -> dict[str, list[Row]]:
@@ -220,4 +226,3 @@ def describe(parts: dict[str, list[Row]]) -> str:
     classes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
     return f"{sizes}; train classes: {classes}"
-
