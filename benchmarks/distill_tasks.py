@@ -236,16 +236,57 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+TARGET_KEPT = 0.97  # the issue's target: >= 97% of the teacher's accuracy and macro-F1 ...
+TARGET_SPEEDUP = 4.0  # ... at >= 4x lower latency, with no class lost
+
+
+def misses(m: dict) -> list[str]:
+    """What a student misses of the target (empty: it meets it)."""
+    out = [
+        f"{what} kept {m[key]:.1%}"
+        for what, key in (("acc", "accuracy_kept"), ("F1", "macro_f1_kept"))
+        if m.get(key) is not None and m[key] < TARGET_KEPT
+    ]
+    if m.get("latency", {}).get("speedup", TARGET_SPEEDUP) < TARGET_SPEEDUP:
+        out.append(f"speed-up {m['latency']['speedup']}x")
+    if m.get("lost_classes"):
+        out.append("lost a class")
+    return out
+
+
+def class_table(results: dict) -> str:
+    """Per-class F1 of every model on every task (markdown)."""
+    lines = [
+        "| task | class | test rows | "
+        + " | ".join(f"{w} F1" for w in ("teacher", *STUDENTS))
+        + " |"
+    ]
+    lines.append("|---|---|---:|" + "---:|" * (1 + len(STUDENTS)))
+    for name, rec in results["tasks"].items():
+        models = rec.get("models", {})
+        if "teacher" not in models:
+            continue
+        for i, label in enumerate(rec["labels"]):
+            f1 = [
+                f"{models[w]['torch']['f1'][i]:.3f}" if w in models else "-"
+                for w in ("teacher", *STUDENTS)
+            ]
+            support = models["teacher"]["torch"]["support"][i]
+            lines.append(f"| {name} | {label} | {support} | " + " | ".join(f1) + " |")
+    return "\n".join(lines)
+
+
 def table(results: dict) -> str:
     """The markdown table of every finished model of every task."""
     head = (
         "| task | model | test acc | macro-F1 | acc kept | F1 kept | lost classes | int8 acc "
-        "| gate | p50 ms | speed-up | train s |\n|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"
+        "| gate | p50 ms | speed-up | train s | target |\n"
+        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---|"
     )
     lines = [head]
     for name, rec in results["tasks"].items():
         if "error" in rec:
-            lines.append(f"| {name} | failed: {rec['error'][:120]} |||||||||||")
+            lines.append(f"| {name} | failed: {rec['error'][:120]} ||||||||||||")
         for who, m in rec.get("models", {}).items():
             lat = m.get("latency", {})
             int8 = m.get("int8", {}).get("accuracy")
@@ -255,7 +296,8 @@ def table(results: dict) -> str:
                 f"| {', '.join(m.get('lost_classes', [])) or '-'} "
                 f"| {'-' if int8 is None else f'{int8:.2%}'} "
                 f"| {'-' if 'gate_passed' not in m else ('pass' if m['gate_passed'] else 'FAIL')} "
-                f"| {lat.get('p50_ms', '-')} | {lat.get('speedup', '-')}x | {m['train_wall_s']:.0f} |"
+                f"| {lat.get('p50_ms', '-')} | {lat.get('speedup', '-')}x | {m['train_wall_s']:.0f} "
+                f"| {'' if who == 'teacher' else ', '.join(misses(m)) or 'met'} |"
             )
     return "\n".join(lines)
 
@@ -302,7 +344,7 @@ def main() -> None:
         save()
     results["wall_s"] = round(time.perf_counter() - start, 1)
     save()
-    print("\n" + table(results))
+    print("\n" + table(results) + "\n\n" + class_table(results))
     print(
         f"\nmachine: {machine}; {isa()}; total {results['wall_s']:.0f}s -> {root / 'results.json'}"
     )
