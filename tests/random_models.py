@@ -196,3 +196,14 @@ def _widen_classifier(model: torch.nn.Module) -> None:
     ]
     if heads:
         heads[-1].weight.normal_(0.0, 1.0)
+
+
+def write_labelled_csv(path: Path, rows) -> Path:
+    """A text,label CSV of ``rows`` ((text, label) pairs) at ``path``."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path

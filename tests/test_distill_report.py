@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from random_models import write_labelled_csv
 
 from pocketbert.converters.evaluation import compare, latency_on_sentences, speed_fields
 from pocketbert.core.data import (
@@ -83,31 +84,23 @@ def test_distill_summary_has_per_class_scores_speed_up_and_task_text(
     assert set(task.calibration) <= {t for t, _ in data.train}
 
 
-def _write(path, rows):
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
-
-
 def test_a_class_of_a_few_examples_is_named_with_what_the_split_does(tmp_path):
     rows = [(f"common text {i}", "a" if i % 2 else "b") for i in range(200)]
     rows += [(f"rare text {i}", "rare") for i in range(3)]
-    data = load_data(_write(tmp_path / "d.csv", rows))
+    data = load_data(write_labelled_csv(tmp_path / "d.csv", rows))
     assert data.counts("train")["rare"] == 3  # the split kept the rare class whole in train
     (line,) = rare_class_warnings(data)
     assert "class 'rare' has only 3 examples (3 train, 0 validation, 0 test)" in line
     assert "keeps a class this small whole in train" in line and "\n" not in line
     seven = [(f"seven {i}", "rare") for i in range(7)]
-    seven_data = load_data(_write(tmp_path / "e.csv", rows[:200] + seven))
+    seven_data = load_data(write_labelled_csv(tmp_path / "e.csv", rows[:200] + seven))
     (line,) = rare_class_warnings(seven_data)
     assert "rest on 1 and 1 sentences" in line
     # given splits: the line says the given files hold none of it
     given = LabelledData(rows[:-1], rows[:10], rows[10:20], ["a", "b", "rare"], "mem", "0")
     (line,) = rare_class_warnings(given)
     assert "the given validation and test files hold none of it" in line
-    assert rare_class_warnings(load_data(_write(tmp_path / "f.csv", rows[:200]))) == []
+    assert rare_class_warnings(load_data(write_labelled_csv(tmp_path / "f.csv", rows[:200]))) == []
     # the split really does that: below 6 examples nothing goes to validation or test
     for n, held_out in ((5, 0), (6, 2)):
         _, val, test = stratified_split([(f"t{i}", "x") for i in range(n)], seed=0)
@@ -133,7 +126,7 @@ def test_finetune_reports_macro_f1_the_rare_class_and_why_it_learned_nothing(
     rows += [("a rare sentence", "odd"), ("another rare one", "odd")]
     cfg = TrainConfig(epochs=1, batch_size=16, max_seq_len=32, checkpoint_every=0)
     summary = run_finetune(
-        tiny_embedder, _write(tmp_path / "d.csv", rows), tmp_path / "t", cfg, quiet=True
+        tiny_embedder, write_labelled_csv(tmp_path / "d.csv", rows), tmp_path / "t", cfg, quiet=True
     )
     assert set(summary["test_f1"]) == {"negative", "odd", "positive"}
     assert 0 <= summary["test_macro_f1"] <= 1

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from random_models import write_labelled_csv
 
 import pocketbert
 from pocketbert.cli.main import main
@@ -25,14 +26,6 @@ def _cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def _write_csv(path, rows):
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
 
 
 def _reviews(reviews_csv):
@@ -179,7 +172,7 @@ def test_cli_finetune_missing_labels_refused_then_dropped_with_class_counts(
     rows = _reviews(reviews_csv)
     rows[4] = (rows[4][0], "nan")
     rows[9] = (rows[9][0], "")
-    data = _write_csv(tmp_path / "holes.csv", rows)
+    data = write_labelled_csv(tmp_path / "holes.csv", rows)
     code, _, err = _cli(
         capsys, "finetune", tiny_embedder, "--data", data, "-o", tmp_path / "t", *FAST
     )
@@ -312,7 +305,7 @@ def test_chance_level_teacher_is_warned_after_finetune_and_distill(
     # 90% of one class: a tiny random encoder after one epoch cannot beat always guessing it
     rows = _reviews(reviews_csv)
     rows = [(t, "negative") for t, _ in rows[:144]] + [(t, "positive") for t, _ in rows[144:]]
-    data = _write_csv(tmp_path / "skewed.csv", rows)
+    data = write_labelled_csv(tmp_path / "skewed.csv", rows)
     code, out, err = _cli(
         capsys, "finetune", tiny_embedder, "--data", data, "-o", tmp_path / "t", *FAST, "--quiet"
     )
@@ -366,7 +359,7 @@ def test_cli_finetune_names_numeric_labels_when_label_names_are_given(
     tiny_embedder, reviews_csv, tmp_path, capsys
 ):
     rows = [(t, "1" if y == "positive" else "0") for t, y in _reviews(reviews_csv)]
-    data = _write_csv(tmp_path / "numeric.csv", rows)
+    data = write_labelled_csv(tmp_path / "numeric.csv", rows)
     argv = ("finetune", tiny_embedder, "--data", data, "-o", tmp_path / "t", *FAST)
     code, _, err = _cli(capsys, *argv, "--label-names", "negative,positive,neutral")
     assert code == 2 and "gives 3 name(s)" in err and "has 2 labels (0, 1)" in err
