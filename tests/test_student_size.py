@@ -25,14 +25,8 @@ def teacher():
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=400,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        num_labels=2,
-    )
+    shape = dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4, intermediate_size=512)
+    config = BertConfig(vocab_size=400, num_labels=2, **shape)
     return BertForSequenceClassification(config).eval()
 
 
