@@ -36,15 +36,10 @@ from pocketbert.converters.students import (
     layer_map,
     student_config,
 )
-from pocketbert.converters.train_loop import TrainConfig, encode, run_fingerprint, train
+from pocketbert.converters.train_loop import TrainConfig, encode, train
 from pocketbert.core import defaults
-from pocketbert.core.data import (
-    LabelledData,
-    chance_warning,
-    load_data,
-    rare_class_warnings,
-    small_data_warning,
-)
+from pocketbert.core.data import LabelledData, load_data
+from pocketbert.core.data_warnings import chance_warning, rare_class_warnings, small_data_warning
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import Progress
 
@@ -313,7 +308,7 @@ def run_distill(
     student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     _say_sizes(sizes, student.config.model_type, say)
-    fingerprint = run_fingerprint(
+    fingerprint = run_dir.run_fingerprint(
         teacher=teacher_hash,
         data=data.sha256,
         student=student_cfg,

@@ -25,9 +25,10 @@ from pocketbert.converters.results import (
 )
 from pocketbert.converters.run_dir import is_main as _is_main
 from pocketbert.converters.students import describe
-from pocketbert.converters.train_loop import TrainConfig, encode, run_fingerprint, train
+from pocketbert.converters.train_loop import TrainConfig, encode, train
 from pocketbert.core import defaults
-from pocketbert.core.data import LabelledData, chance_warning, load_data, rare_class_warnings
+from pocketbert.core.data import LabelledData, load_data
+from pocketbert.core.data_warnings import chance_warning, rare_class_warnings
 from pocketbert.core.progress import Progress
 
 
@@ -84,7 +85,7 @@ def run_finetune(
     )
     say(chosen.line())
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
-    fingerprint = run_fingerprint(
+    fingerprint = run_dir.run_fingerprint(
         model=source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
     )
     work = run_dir.start(out, fingerprint, resume)

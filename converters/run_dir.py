@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from pocketbert.core.errors import UserError, first_line
@@ -131,3 +132,12 @@ def publish(staged: Path, out: Path, work: Path) -> Path:
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def run_fingerprint(**parts) -> dict:
+    """What must match for ``--resume`` to continue a run (JSON-able)."""
+    return json.loads(
+        json.dumps(
+            parts, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
+        )
+    )

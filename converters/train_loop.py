@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +30,7 @@ from pocketbert.converters.pointwise_conv import einsum_pointwise
 from pocketbert.converters.teacher_cache import TEACHER_LOGITS, with_teacher_logits
 from pocketbert.converters.train_config import TrainConfig
 
-__all__ = ["TrainConfig", "collate", "encode", "evaluate", "run_fingerprint", "train"]
+__all__ = ["TrainConfig", "collate", "encode", "train"]
 from pocketbert.core import defaults
 from pocketbert.core.errors import UserError, first_line
 from pocketbert.core.metrics import class_scores
@@ -100,14 +100,6 @@ def predictions(
         true += gold.tolist()
     model.train(was_training)
     return predicted, true
-
-
-def evaluate(
-    model: nn.Module, examples: list[Example], batch_size: int = 128, accelerator=None
-) -> float:
-    """Accuracy of ``model`` (a sequence classifier) on labelled examples."""
-    predicted, true = predictions(model, examples, batch_size, accelerator)
-    return sum(p == t for p, t in zip(predicted, true, strict=True)) / max(len(true), 1)
 
 
 @dataclass
@@ -405,13 +397,4 @@ def train(
         state["examples"] / max(seconds, 1e-9),
         best_epoch=best,
         stopped_early=state["stopped"],
-    )
-
-
-def run_fingerprint(**parts) -> dict:
-    """What must match for ``--resume`` to continue a run (JSON-able)."""
-    return json.loads(
-        json.dumps(
-            parts, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
-        )
     )

@@ -14,7 +14,6 @@ both is split into two disjoint halves. No torch.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pocketbert.core.data import LABEL_COLUMNS, TEXT_COLUMNS, is_missing, read_r
 from pocketbert.core.errors import UserError
 from pocketbert.core.task_text import FILE as TASK_TEXT_FILE
 from pocketbert.core.task_text import read_task_text
-from pocketbert.core.texts import BUILTIN, read_texts
+from pocketbert.core.texts import BUILTIN, read_texts, sample_in_order
 
 VERIFY_SAMPLES = 1000  # rows the gate runs, at most (a seeded sample, in the file's order)
 SHOWN = 6  # labels named in an unknown-label message
@@ -115,13 +114,7 @@ def read_eval(path: str | Path) -> TextSet:
         raise UserError(f"--eval file '{path}' {what}; give {KINDS}")
     if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         return TextSet(read_texts(path), "given", str(path))
-    try:
-        path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"cannot read --eval file '{path}' as UTF-8 text ({exc}); give {KINDS}"
-        ) from exc
-    records = read_records(path)
+    records = read_records(path)  # unreadable or not UTF-8: one line
     if not records:
         raise UserError(f"--eval file '{path}' holds no rows; give {KINDS}")
     columns = list(records[0])
@@ -224,6 +217,6 @@ def _disjoint(verify: TextSet, calibration: TextSet, calibrating: int) -> tuple[
 def _capped(verify: TextSet) -> TextSet:
     if len(verify.texts) <= VERIFY_SAMPLES:
         return verify
-    keep = sorted(random.Random(0).sample(range(len(verify.texts)), VERIFY_SAMPLES))
+    keep = sample_in_order(range(len(verify.texts)), VERIFY_SAMPLES)
     labels = [verify.labels[i] for i in keep] if verify.labels is not None else None
     return replace(verify, texts=[verify.texts[i] for i in keep], labels=labels)

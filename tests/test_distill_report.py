@@ -11,13 +11,8 @@ import torch
 from random_models import write_labelled_csv
 
 from pocketbert.converters.evaluation import compare, latency_on_sentences, speed_fields
-from pocketbert.core.data import (
-    LabelledData,
-    load_data,
-    rare_class_warnings,
-    small_data_warning,
-    stratified_split,
-)
+from pocketbert.core.data import LabelledData, load_data, stratified_split
+from pocketbert.core.data_warnings import rare_class_warnings, small_data_warning
 from pocketbert.core.metrics import class_scores
 from pocketbert.core.task_text import read_task_text
 

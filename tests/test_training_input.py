@@ -14,7 +14,8 @@ from random_models import write_labelled_csv
 
 import pocketbert
 from pocketbert.cli.main import main
-from pocketbert.core.data import LabelledData, chance_warning
+from pocketbert.core.data import LabelledData
+from pocketbert.core.data_warnings import chance_warning
 from pocketbert.core.errors import UserError
 from pocketbert.core.progress import PlainBar, progress_bar
 from pocketbert.training import DistillOptions, FinetuneOptions

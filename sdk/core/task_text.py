@@ -14,11 +14,11 @@ when it exports that directory.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from pocketbert.core.errors import UserError
+from pocketbert.core.texts import sample_in_order
 
 FILE = "task_text.json"
 VERSION = 1
@@ -40,17 +40,9 @@ class TaskText:
         return bool(self.verify) and all(label is not None for _, label in self.verify)
 
 
-def _sample(rows: list, n: int, seed: int) -> list:
-    """Up to ``n`` of ``rows``, seeded, in their original order."""
-    if len(rows) <= n:
-        return list(rows)
-    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in keep]
-
-
 def write_task_text(directory: str | Path, data, *, seed: int = 0) -> Path:
     """Write ``task_text.json`` for ``data`` (a ``LabelledData``) into ``directory``."""
-    calibration = _sample([t for t, _ in data.train], CALIBRATION_ROWS, seed)
+    calibration = sample_in_order([t for t, _ in data.train], CALIBRATION_ROWS, seed)
     held_out = set(calibration)
     verify = [(t, lab) for t, lab in data.test if t not in held_out]
     record = {
@@ -58,7 +50,9 @@ def write_task_text(directory: str | Path, data, *, seed: int = 0) -> Path:
         "source": str(data.source),
         "labels": list(data.labels),
         "calibration": calibration,
-        "verify": [{"text": t, "label": lab} for t, lab in _sample(verify, VERIFY_ROWS, seed)],
+        "verify": [
+            {"text": t, "label": lab} for t, lab in sample_in_order(verify, VERIFY_ROWS, seed)
+        ],
     }
     path = Path(directory) / FILE
     path.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pocketbert.core.errors import UserError
+
+T = TypeVar("T")
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 
@@ -109,3 +114,10 @@ def read_texts(path: str | Path, *, limit: int | None = None) -> list[str]:
     if not texts:
         raise UserError(f"'{path}' holds no text; give a {kinds} file with at least one line")
     return texts[:limit] if limit else texts
+
+
+def sample_in_order(rows: Sequence[T], n: int, seed: int = 0) -> list[T]:
+    """Up to ``n`` of ``rows``: all of them, or a seeded sample kept in their order."""
+    if len(rows) <= n:
+        return list(rows)
+    return [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]

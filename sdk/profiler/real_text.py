@@ -11,7 +11,6 @@ numpy and tokenizers only: the agent imports this.
 
 from __future__ import annotations
 
-import random
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 
 from pocketbert.bundle import sha256
 from pocketbert.core.errors import UserError
-from pocketbert.core.texts import read_texts
+from pocketbert.core.texts import read_texts, sample_in_order
 from pocketbert.profiler.stats import summarize
 
 SHIPPED = "texts.txt"  # the name the chosen sentences travel under, one a line
@@ -46,10 +45,7 @@ def stage_texts(source: str | Path, scratch: Path, limit: int = DEFAULT_LIMIT) -
     """Read and check the sentence file here, before any device starts; write the sentences
     to time (all of them, or a seeded sample of ``limit`` kept in file order) to scratch."""
     texts = read_texts(source)  # a missing, unreadable or empty file: one line, exit 2
-    chosen = texts
-    if len(texts) > limit:
-        keep = sorted(random.Random(0).sample(range(len(texts)), limit))
-        chosen = [texts[i] for i in keep]
+    chosen = sample_in_order(texts, limit)
     path = scratch / SHIPPED
     # one sentence a line: a line break inside a CSV cell tokenizes as the space it becomes
     path.write_text("".join(" ".join(t.split()) + "\n" for t in chosen), encoding="utf-8")
