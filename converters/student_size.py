@@ -237,7 +237,8 @@ def choose_size(
     seq = max(3, round(lengths["median"]))
     cands, teacher_ms = measure(budget, teacher, seq, seed)
     chosen = pick(cands, budget)
-    listed = ", ".join(f"{c.name} {c.speedup:.1f}x" for c in cands)
+    rows = [c.row() for c in cands]  # the line quotes the figures the record keeps
+    listed = ", ".join(f"{r['name']} {r['speedup']:.1f}x" for r in rows)
     at = f", {chosen.device_ms:.2f} ms on {budget.device}" if chosen.device_ms is not None else ""
     line = (
         f"student size auto: {budget.family} {chosen.name} ({chosen.params / 1e6:.2f}M params), "
@@ -255,7 +256,7 @@ def choose_size(
         "seq_len": seq,
         "token_lengths": lengths,
         "teacher_ms": round(teacher_ms, 3),
-        "candidates": [c.row() for c in cands],
+        "candidates": rows,
     }
     return chosen.spec, record, line
 
