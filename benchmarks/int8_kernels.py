@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.profiler.hygiene import isa  # noqa: F401  (the other benchmarks import it from here)
+
 sys.path.insert(0, str(Path(__file__).parent))
 from export_matrix import interleaved_p50_ms  # noqa: E402
 
@@ -46,22 +48,6 @@ SHAPES = {  # name: (in, out) features
     "minilm ffn (384 <-> 1536)": (384, 1536),
 }
 PRECISIONS = ("fp32", "int8-dynamic", "int8-static")
-
-
-def isa() -> str:
-    """The int8-relevant instruction sets this CPU reports (Linux: x86 flags, ARM Features)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "isa unknown"
-    flags = {
-        f
-        for line in lines
-        if line.startswith(("flags", "Features"))
-        for f in line.split(":", 1)[1].split()
-    }
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-    return "isa: " + (" ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted))
 
 
 def stack(cin: int, cout: int):

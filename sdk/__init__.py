@@ -105,11 +105,29 @@ def profile(
     return _profile(bundles, devices, **given, **fields)
 
 
+def build(
+    recipe: str | Path | None = None,
+    *,
+    work: str | Path = DEFAULT,
+    dry_run: bool = DEFAULT,
+    quiet: bool = DEFAULT,
+) -> dict:
+    """Run a build recipe (default: the packaged one); see :func:`pocketbert.pipeline.build`.
+
+    Returns the report: ``devices`` (the pick per device, with its budget margins),
+    ``bundles``, ``warnings``, and the ``report_html`` / ``report_json`` paths.
+    """
+    from pocketbert.pipeline import build as _build
+
+    return _build(recipe, **_given(work=work, dry_run=dry_run, quiet=quiet))
+
+
 __all__ = [
     "DistillOptions",
     "FinetuneOptions",
     "UserError",
     "__version__",
+    "build",
     "distill",
     "export",
     "finetune",

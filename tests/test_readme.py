@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def test_readme_commands_run_as_written_on_the_real_model(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     for line in _pocketbert_commands():
         argv = [str(exe), *shlex.split(line)[1:]]
+        started = time.monotonic()
         proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        print(f"{time.monotonic() - started:7.1f} s  {line}", flush=True)
         assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
     for block in _blocks("python"):
         proc = subprocess.run(

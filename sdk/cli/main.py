@@ -82,6 +82,9 @@ RUN_PROGRESS_EVERY_S = 2.0  # a plain progress line on stderr at most this often
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pocketbert.core.texts import read_texts
+
+    if args.explain:
+        return _explain(args)
     from pocketbert.core.threads import check_threads
 
     texts = list(args.texts) + (read_texts(args.input) if args.input else [])
@@ -110,6 +113,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if progress:
             progress.done(start + len(chunk))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """The chain that made a bundle (its manifest's lineage), without running it."""
+    from pocketbert.bundle import open_bundle
+
+    with open_bundle(args.bundle) as bundle:
+        manifest = bundle.manifest
+    lineage = manifest.get("lineage")
+    if lineage is None:
+        raise UserError(
+            f"bundle '{args.bundle}' records no lineage (it was exported alone, not by "
+            "pocketbert build); its manifest.json says how it was exported"
+        )
+    if args.json:
+        print(json.dumps(lineage, indent=2))
+        return 0
+    made = lineage.get("distill") or lineage.get("finetune") or {}
+    test = lineage["bundle_test"]
+    export = lineage["export"]
+    lines = [
+        f"recipe   {lineage['recipe']['source']} (sha256 {lineage['recipe']['sha256'][:12]})",
+        f"teacher  {lineage['teacher']['source']} (sha256 {lineage['teacher']['sha256'][:12]})",
+        f"data     {lineage['data']['source']} (sha256 {lineage['data']['sha256'][:12]})",
+        f"model    {lineage['model']}"
+        + (f" ({made['student']['family']} {made['student']['size']})" if "student" in made else ""),
+    ]
+    if made.get("summary"):
+        s = made["summary"]
+        lines.append(
+            f"trained  test accuracy {s.get('test_accuracy', 0):.2%}"
+            + (f", {s['accuracy_kept']:.1%} of the teacher's" if s.get("accuracy_kept") else "")
+        )
+    lines.append(
+        f"export   {export['format']} {export['shipped']}"
+        + (f" (asked {export['requested']})" if export["shipped"] != export["requested"] else "")
+        + f", {export['max_seq_len']} tokens"
+    )
+    lines.append(f"bundle   test accuracy {test['test_accuracy']:.2%} on {test['test_rows']} rows, macro-F1 {test['test_macro_f1']:.3f}")
+    print("\n".join(lines))
     return 0
 
 
@@ -243,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="texts from a file: .txt (one per line), or .csv/.tsv/.jsonl with a 'text' column",
     )
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: its own)")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the chain that made the bundle (teacher, data, recipe, student, export, test accuracy)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -253,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)
 
+    from pocketbert.cli.build import add_parsers as add_build_parsers
     from pocketbert.cli.distill import add_parsers as add_distill_parsers
     from pocketbert.cli.examples import add_parsers as add_examples_parsers
     from pocketbert.cli.lab import add_parsers as add_lab_parsers
@@ -260,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_distill_parsers(sub, common)
     add_lab_parsers(sub, common)
     add_examples_parsers(sub, common)
+    add_build_parsers(sub, common)
     return parser
 
 

@@ -57,6 +57,22 @@ def busy_cores(interval: float = 0.25) -> float | None:
     return round((total - idle) / total * (os.cpu_count() or 1), 3)
 
 
+def isa() -> str:
+    """The int8-relevant instruction sets this CPU reports (Linux: x86 flags, ARM Features)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "isa unknown"
+    flags = {
+        f
+        for line in lines
+        if line.startswith(("flags", "Features"))
+        for f in line.split(":", 1)[1].split()
+    }
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+    return "isa: " + (" ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted))
+
+
 def snapshot() -> dict:
     """The machine's state right before a measurement."""
     try:
