@@ -27,6 +27,7 @@ SUMMARY_KEYS = (
     "lost_classes",
     "params",
     "student_params",
+    "teacher_params",
     "best_epoch",
     "stopped_early",
     "train_seconds",

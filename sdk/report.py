@@ -27,6 +27,9 @@ ESTIMATE_CAVEAT = (
 def bundle_rows(b: Build) -> list[dict]:
     """One row per export: the bundle's figures and the model it came from."""
     teacher = teacher_accuracy(b)
+    teacher_params = next(
+        (r["summary"].get("teacher_params") for n, r in b.results.items() if n.startswith("distill ")), None
+    )
     rows = []
     for name, step in b.steps.items():
         if step.kind != "export":
@@ -44,7 +47,8 @@ def bundle_rows(b: Build) -> list[dict]:
             "format": step.reads["format"],
             "precision": evaluated.get("precision", step.reads["precision"]),
             "requested": step.reads["precision"],
-            "params": summary.get("student_params", summary.get("params")),
+            "params": summary.get("student_params", summary.get("params"))
+            or (teacher_params if model == "teacher" else None),
             "status": evaluated["status"],
             "error": evaluated.get("error"),
         }

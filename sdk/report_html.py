@@ -20,6 +20,10 @@ td.l,th.l{text-align:left} tr.pick td{background:#fff5d6} .failed{color:#a40e26}
 .muted{color:#57606a} svg{background:#fafbfc;border:1px solid #d0d7de} code{font-size:12px}
 details{margin:4px 0} pre{background:#f6f8fa;padding:8px;overflow:auto;font-size:12px}
 """
+LEGEND = (
+    '<p class="muted">Filled circles: measured; hollow diamonds: estimated; marker area: '
+    "bundle MB; dashed line: the Pareto front; ringed: the pick.</p>"
+)
 COLORS = {"measured": "#0b63c5", "estimated": "#c2410c"}
 
 
@@ -114,10 +118,12 @@ def _device_section(sel: dict) -> str:
     if pick:
         margins = "; ".join(f"{m['budget']}: {m['value']:.4g} {m['unit']} ({m['margin']:.4g} to spare)" for m in sel["margins"])
         unjudged = f" Not judged (no figure): {', '.join(sel['not_judged'])}." if sel["not_judged"] else ""
-        parts.append(f"<p><b>Pick: {escape(pick)}</b>. {escape(margins)}.{escape(unjudged)}</p>")
+        said = f" {margins}." if margins else ""
+        parts.append(f"<p><b>Pick: {escape(pick)}</b>.{escape(said)}{escape(unjudged)}</p>")
     else:
         parts.append(f"<p class='failed'><b>No pick</b>: {escape(sel['reason'])}.</p>")
     parts.append(plot(device, sel["candidates"], pick))
+    parts.append(LEGEND)
     head = ["bundle", "method", "p50 ms", "p90 ms", "peak MB", "file MB", "test acc", "kept %", "budgets missed"]
     rows = ["<table><tr>" + "".join(f'<th class="{"l" if i in (0, 1, 8) else ""}">{h}</th>' for i, h in enumerate(head)) + "</tr>"]
     for c in sel["candidates"]:
