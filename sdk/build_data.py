@@ -28,11 +28,11 @@ class BuildData:
     describe: str
 
 
-def prepare_data(recipe: Recipe, work: Path) -> BuildData:
+def prepare_data(recipe: Recipe, root: Path) -> BuildData:
     source = recipe.data
     opts = recipe.data_options
     if source.startswith(EXAMPLES):
-        source = str(_examples_csv(work / "data"))
+        source = str(_examples_csv(root))
     data = load_data(
         source,
         text_column=opts["text_column"],
@@ -42,7 +42,7 @@ def prepare_data(recipe: Recipe, work: Path) -> BuildData:
         label_names=opts["label_names"],
     )
     identity = {"source": recipe.data, "sha256": data.sha256, "options": opts}
-    out = work / "data" / data.sha256[:16]
+    out = root / data.sha256[:16]
     if not all((out / f"{s}.csv").is_file() for s in SPLITS):
         _write_splits(data, out)
     return BuildData(out, data.labels, identity, data.test, data.describe())

@@ -29,12 +29,13 @@ def bundle_name(model: str, fmt: str, precision: str) -> str:
     return f"{model}-{fmt}-{precision}"
 
 
-def plan(b: Build) -> None:
-    """Add every step of ``b.recipe``'s build to ``b``, in the order they run."""
+def plan(b: Build, data_root: Path) -> None:
+    """Add every step of ``b.recipe``'s build to ``b``, in the order they run (the data's
+    split files are written under ``data_root``)."""
     r = b.recipe
     teacher = resolve_teacher(r.teacher)
     teacher_id = {"source": r.teacher, "sha256": _dir_hash(teacher)}
-    data = prepare_data(r, b.work)  # the split every step reads, written once
+    data = prepare_data(r, data_root)  # the split every step reads, written once
     labels = teacher_labels(teacher)
     if r.finetune is None:
         if labels is None:

