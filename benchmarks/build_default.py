@@ -31,10 +31,14 @@ def _build(work: Path, recipe: str | None) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", default="bench-build")
     parser.add_argument("--recipe", default=None, help="default: the packaged default build")
-    parser.add_argument("--keep", action="store_true", help="reuse an earlier --work (default: start afresh)")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse an earlier --work (default: start afresh)"
+    )
     args = parser.parse_args()
     from pocketbert.profiler.hygiene import cpu_model, isa
 
@@ -67,7 +71,9 @@ def main() -> None:
         acc = f"{b['test_accuracy']:.2%}" if b["status"] == "ok" else b["status"]
         print(f"  {b['bundle']:<42} {acc:>8}  {b.get('file_mb') or 0:>6.2f} MB")
     for device, sel in report["devices"].items():
-        print(f"pick {device:<8} {sel['pick'] or 'none: ' + sel.get('reason', '')} ({sel['method']})")
+        print(
+            f"pick {device:<8} {sel['pick'] or 'none: ' + sel.get('reason', '')} ({sel['method']})"
+        )
     print(f"machine: {cpu_model()}; {isa()}")
 
 

@@ -77,7 +77,11 @@ def plan(b: Build, data_root: Path) -> None:
                     "max_seq_len": r.export_max_seq_len,
                 }
                 b.add(Step(f"export {name}", "export", reads, after, steps.export))
-                b.add(Step(f"evaluate {name}", "evaluate", common, (f"export {name}",), steps.evaluate))
+                b.add(
+                    Step(
+                        f"evaluate {name}", "evaluate", common, (f"export {name}",), steps.evaluate
+                    )
+                )
                 exported.append(name)
     from pocketbert.devices import catalog_path, load_devices
 
@@ -92,7 +96,15 @@ def plan(b: Build, data_root: Path) -> None:
         }
         for n in exported:
             if b.steps[f"export {n}"].reads["format"] in device.formats:
-                b.add(Step(profile_step(target.id, n), "profile", reads, (f"evaluate {n}",), steps.profile))
+                b.add(
+                    Step(
+                        profile_step(target.id, n),
+                        "profile",
+                        reads,
+                        (f"evaluate {n}",),
+                        steps.profile,
+                    )
+                )
 
 
 def profile_step(device: str, bundle: str) -> str:

@@ -52,7 +52,9 @@ def finetune(run: StepRun) -> dict:
     import pocketbert
 
     ctx, model = run.build.context, run.out / MODEL
-    opts = pocketbert.FinetuneOptions(**run.build.recipe.finetune, quiet=run.build.progress.quiet, resume=_resume(model))
+    opts = pocketbert.FinetuneOptions(
+        **run.build.recipe.finetune, quiet=run.build.progress.quiet, resume=_resume(model)
+    )
     summary = pocketbert.finetune(ctx["teacher"], ctx["data"].path, model, opts)
     return {"model": MODEL, "summary": _summary(summary)}
 
@@ -129,7 +131,10 @@ def evaluate(run: StepRun) -> dict:
         labels = list(predictor.labels)
         unknown = sorted({y for _, y in test} - set(labels))
         if unknown:
-            return {"status": "failed", "error": f"test labels {', '.join(unknown)} are not the bundle's"}
+            return {
+                "status": "failed",
+                "error": f"test labels {', '.join(unknown)} are not the bundle's",
+            }
         predicted: list[int] = []
         for start in range(0, len(test), PREDICT_CHUNK):
             chunk = [t for t, _ in test[start : start + PREDICT_CHUNK]]
@@ -139,7 +144,9 @@ def evaluate(run: StepRun) -> dict:
     figures = {
         "test_accuracy": round(float(scores["accuracy"]), 5),
         "test_macro_f1": round(float(scores["macro_f1"]), 5),
-        "test_f1": dict(zip(labels, (round(float(f), 5) for f in np.asarray(scores["f1"])), strict=True)),
+        "test_f1": dict(
+            zip(labels, (round(float(f), 5) for f in np.asarray(scores["f1"])), strict=True)
+        ),
         "test_rows": len(test),
     }
     lineage = _lineage(run, export_step, exported, figures)
@@ -206,14 +213,20 @@ def profile(run: StepRun) -> dict:
     measure = reads["measure"]
     unreachable = run.build.context.setdefault("unreachable", {})
     if measure == "auto":
-        measure = "estimated" if device.transport == "emulated" or device.id in unreachable else "measured"
+        measure = (
+            "estimated"
+            if device.transport == "emulated" or device.id in unreachable
+            else "measured"
+        )
     warnings: list[str] = []
     row = _profile_row(bundle, device.id, measure == "estimated", reads["profile"])
     if reads["measure"] == "auto" and measure == "measured" and row["status"] == "failed":
         unreachable[device.id] = row["error"]
         row = _profile_row(bundle, device.id, True, reads["profile"])
     if device.id in unreachable and row.get("method") == "estimated" and reads["measure"] == "auto":
-        warnings.append(f"{device.id} could not be reached ({unreachable[device.id]}); its figures are estimated")
+        warnings.append(
+            f"{device.id} could not be reached ({unreachable[device.id]}); its figures are estimated"
+        )
     return {"device": device.id, "row": row, "warnings": warnings}
 
 
@@ -223,7 +236,9 @@ def _profile_row(bundle: Path, device: str, estimate: bool, opts: dict) -> dict:
     fields = {"runs": opts["runs"], "warmup": opts["warmup"], "seq_lens": [opts["seq_len"]]}
     if opts.get("threads"):
         fields["threads"] = opts["threads"]
-    (rec,) = pocketbert.profile([str(bundle)], [device], store=None, quiet=True, estimate=estimate, **fields)
+    (rec,) = pocketbert.profile(
+        [str(bundle)], [device], store=None, quiet=True, estimate=estimate, **fields
+    )
     if rec["status"] != "ok":
         return {"status": "failed", "error": first_line(Exception(rec.get("error") or "failed"))}
     lat, mem = rec["latency_ms"], rec.get("memory", {})

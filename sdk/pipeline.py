@@ -152,7 +152,9 @@ def open_work(work: Path, recipe: Recipe) -> None:
         work.mkdir(parents=True, exist_ok=True)
         _write_json(state, {"version": VERSION, "recipe": recipe.source, "sha256": recipe.sha256()})
     except OSError as exc:
-        raise UserError(f"cannot write the build directory '{work}' ({exc.strerror}); give a writable --work") from exc
+        raise UserError(
+            f"cannot write the build directory '{work}' ({exc.strerror}); give a writable --work"
+        ) from exc
 
 
 def build(

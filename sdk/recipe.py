@@ -102,7 +102,9 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
 
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
-        raise UserError(f"recipe '{path}' does not exist; give a recipe.yaml (see pocketbert build --help)")
+        raise UserError(
+            f"recipe '{path}' does not exist; give a recipe.yaml (see pocketbert build --help)"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -198,7 +200,10 @@ def _source(block: Fields, key: str, base: Path, examples: tuple[str, ...]) -> s
     value = block.get(key, str, required=True)
     if value.startswith(EXAMPLES):
         if value[len(EXAMPLES) :] not in examples:
-            block.fail(key, f"'{value}' is not packaged; choose from: {choices(EXAMPLES + e for e in examples)}")
+            block.fail(
+                key,
+                f"'{value}' is not packaged; choose from: {choices(EXAMPLES + e for e in examples)}",
+            )
         return value
     local = base / value
     if local.exists():
@@ -217,7 +222,9 @@ def _student(item: Fields) -> Student:
     knobs = item.block("knobs").raw if item.has("knobs") else {}
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
-        item.fail("knobs", f"has unknown knob(s) {', '.join(unknown)}; choose from: {choices(KNOBS)}")
+        item.fail(
+            "knobs", f"has unknown knob(s) {', '.join(unknown)}; choose from: {choices(KNOBS)}"
+        )
     return Student(family, size, dict(sorted(knobs.items())))
 
 
@@ -226,14 +233,18 @@ def _target(item: Fields, catalog: dict) -> Target:
     device = item.get("id", str, required=True, valid=catalog)
     measure = item.get("measure", str, default="auto", valid=MEASURE)
     if measure == "measured" and catalog[device].transport == "emulated":
-        item.fail("measure", f"is measured and '{device}' can only be estimated; give auto or estimated")
+        item.fail(
+            "measure", f"is measured and '{device}' can only be estimated; give auto or estimated"
+        )
     budgets = Budgets()
     if item.has("budgets"):
         b = item.block("budgets")
         b.allow(*BUDGETS)
         given = {k: b.get(k, float, positive=True) for k in BUDGETS}
         if given["min_kept"] is not None and given["min_kept"] > 100:
-            b.fail("min_kept", f"is {given['min_kept']}; it is a % of the teacher's accuracy, 0-100")
+            b.fail(
+                "min_kept", f"is {given['min_kept']}; it is a % of the teacher's accuracy, 0-100"
+            )
         budgets = Budgets(**given)
     return Target(device, measure, budgets)
 

@@ -1,6 +1,6 @@
 """Typed reading of a YAML mapping, with errors that name the file and the field's path.
 
-    recipe.yaml: students[1].family: 'bort' is not one of: bert, mobilebert, squeezebert
+recipe.yaml: students[1].family: 'bort' is not one of: bert, mobilebert, squeezebert
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ class Fields:
                 return []
             self._raise(key, f"is {value!r}; give a list of at least one entry")
         return [
-            Fields({bare: v} if bare and isinstance(v, str) else v, self.file, f"{self._at(key)}[{i}]")
+            Fields(
+                {bare: v} if bare and isinstance(v, str) else v, self.file, f"{self._at(key)}[{i}]"
+            )
             for i, v in enumerate(value)
         ]

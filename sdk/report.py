@@ -28,7 +28,12 @@ def bundle_rows(b: Build) -> list[dict]:
     """One row per export: the bundle's figures and the model it came from."""
     teacher = teacher_accuracy(b)
     teacher_params = next(
-        (r["summary"].get("teacher_params") for n, r in b.results.items() if n.startswith("distill ")), None
+        (
+            r["summary"].get("teacher_params")
+            for n, r in b.results.items()
+            if n.startswith("distill ")
+        ),
+        None,
     )
     rows = []
     for name, step in b.steps.items():

@@ -54,7 +54,9 @@ def pareto_front(points: list[dict]) -> list[dict]:
 
 
 def plot(device: str, rows: list[dict], pick: str | None) -> str:
-    pts = [r for r in rows if r["status"] == "ok" and r["p50_ms"] and r["test_accuracy"] is not None]
+    pts = [
+        r for r in rows if r["status"] == "ok" and r["p50_ms"] and r["test_accuracy"] is not None
+    ]
     if not pts:
         return f'<p class="muted">No bundle ran on {escape(device)}: nothing to plot.</p>'
     xs, ys = [p["p50_ms"] for p in pts], [100 * p["test_accuracy"] for p in pts]
@@ -63,21 +65,39 @@ def plot(device: str, rows: list[dict], pick: str | None) -> str:
     y_lo, y_hi = min(ys) - 2, max(ys) + 2
     sx = _scale(x_lo, x_hi, PAD_L, W - PAD_R, log)
     sy = _scale(y_lo, y_hi, H - PAD_B, PAD_T, False)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
-           f'aria-label="accuracy against latency on {escape(device)}">']
-    out.append(f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" stroke="#57606a"/>')
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
+        f'aria-label="accuracy against latency on {escape(device)}">'
+    ]
+    out.append(
+        f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" stroke="#57606a"/>'
+    )
     out.append(f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{H - PAD_B}" stroke="#57606a"/>')
     for i in range(5):
-        xv = (10 ** (math.log10(x_lo) + i / 4 * (math.log10(x_hi) - math.log10(x_lo)))) if log else x_lo + i / 4 * (x_hi - x_lo)
+        xv = (
+            (10 ** (math.log10(x_lo) + i / 4 * (math.log10(x_hi) - math.log10(x_lo))))
+            if log
+            else x_lo + i / 4 * (x_hi - x_lo)
+        )
         yv = y_lo + i / 4 * (y_hi - y_lo)
-        out.append(f'<text x="{sx(xv):.1f}" y="{H - PAD_B + 16}" font-size="11" text-anchor="middle">{xv:.3g}</text>')
-        out.append(f'<text x="{PAD_L - 6}" y="{sy(yv) + 4:.1f}" font-size="11" text-anchor="end">{yv:.1f}</text>')
-    out.append(f'<text x="{(W + PAD_L) / 2}" y="{H - 8}" font-size="12" text-anchor="middle">p50 latency, ms{" (log)" if log else ""}</text>')
-    out.append(f'<text x="14" y="{H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {H / 2})">test accuracy, %</text>')
+        out.append(
+            f'<text x="{sx(xv):.1f}" y="{H - PAD_B + 16}" font-size="11" text-anchor="middle">{xv:.3g}</text>'
+        )
+        out.append(
+            f'<text x="{PAD_L - 6}" y="{sy(yv) + 4:.1f}" font-size="11" text-anchor="end">{yv:.1f}</text>'
+        )
+    out.append(
+        f'<text x="{(W + PAD_L) / 2}" y="{H - 8}" font-size="12" text-anchor="middle">p50 latency, ms{" (log)" if log else ""}</text>'
+    )
+    out.append(
+        f'<text x="14" y="{H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {H / 2})">test accuracy, %</text>'
+    )
     front = pareto_front(pts)
     if len(front) > 1:
         path = " ".join(f"{sx(p['p50_ms']):.1f},{sy(100 * p['test_accuracy']):.1f}" for p in front)
-        out.append(f'<polyline points="{path}" fill="none" stroke="#8c959f" stroke-dasharray="4 3"/>')
+        out.append(
+            f'<polyline points="{path}" fill="none" stroke="#8c959f" stroke-dasharray="4 3"/>'
+        )
     for p in pts:
         x, y = sx(p["p50_ms"]), sy(100 * p["test_accuracy"])
         r = 4 + 3 * math.sqrt(max(p["file_mb"] or 0, 0))
@@ -89,53 +109,125 @@ def plot(device: str, rows: list[dict], pick: str | None) -> str:
             shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{color}" fill-opacity="0.55" stroke="{color}">{title}</circle>'
         out.append(shape)
         if p["bundle"] == pick:
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r + 5:.1f}" fill="none" stroke="#d4a72c" stroke-width="3"/>')
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r + 5:.1f}" fill="none" stroke="#d4a72c" stroke-width="3"/>'
+            )
             out.append(f'<text x="{x + r + 8:.1f}" y="{y - 4:.1f}" font-size="11">pick</text>')
     out.append("</svg>")
     return "".join(out)
 
 
 def _bundle_table(bundles: list[dict]) -> str:
-    head = ["bundle", "model", "family", "format", "precision", "params", "test acc", "kept %", "MB"]
-    lines = ["<table><tr>" + "".join(f'<th class="{"l" if i < 5 else ""}">{h}</th>' for i, h in enumerate(head)) + "</tr>"]
+    head = [
+        "bundle",
+        "model",
+        "family",
+        "format",
+        "precision",
+        "params",
+        "test acc",
+        "kept %",
+        "MB",
+    ]
+    lines = [
+        "<table><tr>"
+        + "".join(f'<th class="{"l" if i < 5 else ""}">{h}</th>' for i, h in enumerate(head))
+        + "</tr>"
+    ]
     for r in bundles:
         if r["status"] != "ok":
             cells = [r["bundle"], r["model"], r["family"], r["format"], r["precision"]]
-            lines.append("<tr>" + "".join(f'<td class="l">{escape(str(c))}</td>' for c in cells)
-                         + f'<td colspan="4" class="l failed">not made: {escape(str(r["error"]))}</td></tr>')
+            lines.append(
+                "<tr>"
+                + "".join(f'<td class="l">{escape(str(c))}</td>' for c in cells)
+                + f'<td colspan="4" class="l failed">not made: {escape(str(r["error"]))}</td></tr>'
+            )
             continue
-        cells = [escape(r["bundle"]), escape(r["model"]), escape(r["family"]), r["format"], escape(r["precision"])]
-        nums = [_f(r["params"], "{:,}"), _f(100 * r["test_accuracy"], "{:.2f}%"), _f(r["kept"], "{:.1f}"), _f(r["file_mb"])]
-        lines.append("<tr>" + "".join(f'<td class="l">{c}</td>' for c in cells) + "".join(f"<td>{n}</td>" for n in nums) + "</tr>")
+        cells = [
+            escape(r["bundle"]),
+            escape(r["model"]),
+            escape(r["family"]),
+            r["format"],
+            escape(r["precision"]),
+        ]
+        nums = [
+            _f(r["params"], "{:,}"),
+            _f(100 * r["test_accuracy"], "{:.2f}%"),
+            _f(r["kept"], "{:.1f}"),
+            _f(r["file_mb"]),
+        ]
+        lines.append(
+            "<tr>"
+            + "".join(f'<td class="l">{c}</td>' for c in cells)
+            + "".join(f"<td>{n}</td>" for n in nums)
+            + "</tr>"
+        )
     return "\n".join(lines) + "</table>"
 
 
 def _device_section(sel: dict) -> str:
     device, pick = sel["device"], sel["pick"]
     budgets = ", ".join(f"{k} {v:g}" for k, v in sel["budgets"].items()) or "none"
-    parts = [f"<h2>{escape(device)} <span class='muted'>({escape(str(sel['method']))})</span></h2>",
-             f"<p>Budgets: {escape(budgets)}.</p>"]
+    parts = [
+        f"<h2>{escape(device)} <span class='muted'>({escape(str(sel['method']))})</span></h2>",
+        f"<p>Budgets: {escape(budgets)}.</p>",
+    ]
     if pick:
-        margins = "; ".join(f"{m['budget']}: {m['value']:.4g} {m['unit']} ({m['margin']:.4g} to spare)" for m in sel["margins"])
-        unjudged = f" Not judged (no figure): {', '.join(sel['not_judged'])}." if sel["not_judged"] else ""
+        margins = "; ".join(
+            f"{m['budget']}: {m['value']:.4g} {m['unit']} ({m['margin']:.4g} to spare)"
+            for m in sel["margins"]
+        )
+        unjudged = (
+            f" Not judged (no figure): {', '.join(sel['not_judged'])}." if sel["not_judged"] else ""
+        )
         said = f" {margins}." if margins else ""
         parts.append(f"<p><b>Pick: {escape(pick)}</b>.{escape(said)}{escape(unjudged)}</p>")
     else:
         parts.append(f"<p class='failed'><b>No pick</b>: {escape(sel['reason'])}.</p>")
     parts.append(plot(device, sel["candidates"], pick))
     parts.append(LEGEND)
-    head = ["bundle", "method", "p50 ms", "p90 ms", "peak MB", "file MB", "test acc", "kept %", "budgets missed"]
-    rows = ["<table><tr>" + "".join(f'<th class="{"l" if i in (0, 1, 8) else ""}">{h}</th>' for i, h in enumerate(head)) + "</tr>"]
+    head = [
+        "bundle",
+        "method",
+        "p50 ms",
+        "p90 ms",
+        "peak MB",
+        "file MB",
+        "test acc",
+        "kept %",
+        "budgets missed",
+    ]
+    rows = [
+        "<table><tr>"
+        + "".join(
+            f'<th class="{"l" if i in (0, 1, 8) else ""}">{h}</th>' for i, h in enumerate(head)
+        )
+        + "</tr>"
+    ]
     for c in sel["candidates"]:
         cls = ' class="pick"' if c["bundle"] == pick else ""
         if c["status"] != "ok":
-            rows.append(f'<tr{cls}><td class="l">{escape(c["bundle"])}</td><td class="l failed" colspan="8">failed: {escape(str(c["error"]))}</td></tr>')
+            rows.append(
+                f'<tr{cls}><td class="l">{escape(c["bundle"])}</td><td class="l failed" colspan="8">failed: {escape(str(c["error"]))}</td></tr>'
+            )
             continue
-        missed = ", ".join(f"{m['budget']} by {m['by']:.4g} {m['unit']}" for m in c.get("misses", [])) or "–"
-        nums = [_f(c["p50_ms"], "{:.3f}"), _f(c["p90_ms"], "{:.3f}"), _f(c["memory_mb"], "{:.1f}"), _f(c["file_mb"]),
-                _f(100 * c["test_accuracy"], "{:.2f}%"), _f(c["kept"], "{:.1f}")]
-        rows.append(f'<tr{cls}><td class="l">{escape(c["bundle"])}</td><td class="l">{c["method"]}</td>'
-                    + "".join(f"<td>{n}</td>" for n in nums) + f'<td class="l">{escape(missed)}</td></tr>')
+        missed = (
+            ", ".join(f"{m['budget']} by {m['by']:.4g} {m['unit']}" for m in c.get("misses", []))
+            or "–"
+        )
+        nums = [
+            _f(c["p50_ms"], "{:.3f}"),
+            _f(c["p90_ms"], "{:.3f}"),
+            _f(c["memory_mb"], "{:.1f}"),
+            _f(c["file_mb"]),
+            _f(100 * c["test_accuracy"], "{:.2f}%"),
+            _f(c["kept"], "{:.1f}"),
+        ]
+        rows.append(
+            f'<tr{cls}><td class="l">{escape(c["bundle"])}</td><td class="l">{c["method"]}</td>'
+            + "".join(f"<td>{n}</td>" for n in nums)
+            + f'<td class="l">{escape(missed)}</td></tr>'
+        )
     parts.append("\n".join(rows) + "</table>")
     return "\n".join(parts)
 
@@ -146,23 +238,30 @@ def render(report: dict) -> str:
     warnings = "".join(f"<li>{escape(w)}</li>" for w in report["warnings"]) or "<li>none</li>"
     lineage = "".join(
         f"<details><summary>{escape(r['bundle'])}</summary><pre>{escape(json.dumps(r['lineage'], indent=2))}</pre></details>"
-        for r in report["bundles"] if r.get("lineage")
+        for r in report["bundles"]
+        if r.get("lineage")
     )
-    steps = "".join(f"<tr><td class='l'>{escape(s['step'])}</td><td class='l'>{s['status']}</td><td>{s['seconds']:.1f}</td></tr>" for s in timing["steps"])
-    picks = "".join(f"<li>{escape(d)}: <b>{escape(str(p or 'no pick'))}</b></li>" for d, p in report["picks"].items())
+    steps = "".join(
+        f"<tr><td class='l'>{escape(s['step'])}</td><td class='l'>{s['status']}</td><td>{s['seconds']:.1f}</td></tr>"
+        for s in timing["steps"]
+    )
+    picks = "".join(
+        f"<li>{escape(d)}: <b>{escape(str(p or 'no pick'))}</b></li>"
+        for d, p in report["picks"].items()
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pocketbert build report</title><style>{CSS}</style></head>
 <body>
 <h1>pocketbert build report</h1>
-<p class="muted">Recipe {escape(report['recipe']['source'])} (sha256 {report['recipe']['sha256'][:12]}); machine: {escape(str(report['machine']['cpu']))}, {report['machine']['cores']} cores, {escape(report['machine']['isa'])}.</p>
-<p>Teacher {escape(t['source'])}: test accuracy {_f(None if t['test_accuracy'] is None else 100 * t['test_accuracy'], '{:.2f}%')}. Data: {escape(report['data']['rows'])}.</p>
+<p class="muted">Recipe {escape(report["recipe"]["source"])} (sha256 {report["recipe"]["sha256"][:12]}); machine: {escape(str(report["machine"]["cpu"]))}, {report["machine"]["cores"]} cores, {escape(report["machine"]["isa"])}.</p>
+<p>Teacher {escape(t["source"])}: test accuracy {_f(None if t["test_accuracy"] is None else 100 * t["test_accuracy"], "{:.2f}%")}. Data: {escape(report["data"]["rows"])}.</p>
 <h2>Picks</h2><ul>{picks}</ul>
 <h2>Bundles</h2>
-{_bundle_table(report['bundles'])}
-{''.join(_device_section(s) for s in report['devices'].values())}
+{_bundle_table(report["bundles"])}
+{"".join(_device_section(s) for s in report["devices"].values())}
 <h2>Warnings</h2><ul>{warnings}</ul>
 <h2>Lineage</h2>{lineage or '<p class="muted">no bundle was made</p>'}
-<h2>Timing</h2><p>Total {timing['total_s']:.1f} s, of which steps {timing['steps_s']:.1f} s (pipeline overhead {timing['pipeline_overhead_s']:.2f} s).</p>
+<h2>Timing</h2><p>Total {timing["total_s"]:.1f} s, of which steps {timing["steps_s"]:.1f} s (pipeline overhead {timing["pipeline_overhead_s"]:.2f} s).</p>
 <table><tr><th class="l">step</th><th class="l">status</th><th>seconds</th></tr>{steps}</table>
 </body></html>
 """

@@ -92,7 +92,9 @@ def select(b: Build, device: str, budgets: Budgets) -> dict:
         if not missed:
             fitting.append(row)
     methods = sorted({r["method"] for r in rows if r["status"] == "ok"})
-    pick = max(fitting, key=lambda r: (r["test_accuracy"], -r["p50_ms"], -r["file_mb"]), default=None)
+    pick = max(
+        fitting, key=lambda r: (r["test_accuracy"], -r["p50_ms"], -r["file_mb"]), default=None
+    )
     out = {
         "device": device,
         "method": methods[0] if len(methods) == 1 else ("+".join(methods) or None),

@@ -9,18 +9,36 @@ import subprocess
 import zlib
 from pathlib import Path
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def chromium() -> str | None:
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    return next(
+        (
+            shutil.which(n)
+            for n in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(n)
+        ),
+        None,
+    )
 
 
-def open_page(page: Path, shot: Path, size: tuple[int, int] = (1200, 2400)) -> tuple[str, list[str]]:
+def open_page(
+    page: Path, shot: Path, size: tuple[int, int] = (1200, 2400)
+) -> tuple[str, list[str]]:
     """(the DOM after load, console error lines); writes a screenshot to ``shot``."""
     exe = chromium()
     url = page.resolve().as_uri()
-    dom = subprocess.run([exe, *FLAGS, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [exe, *FLAGS, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
     subprocess.run(
         [exe, *FLAGS, f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", url],
         capture_output=True,
@@ -50,7 +68,10 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     raw = zlib.decompress(idat)
     stride, rows, prev = width * bpp, [], bytearray(width * bpp)
     for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        f, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0

@@ -39,7 +39,16 @@ def write_recipe(path: Path, teacher: Path, data: Path, **changes) -> Path:
 def fixed_figures(report: dict) -> dict:
     """What a build must reproduce exactly, whatever the timing: accuracies, sizes, params,
     the shipped precision, the teacher's accuracy, and the picks (budgets here read no latency)."""
-    keys = ("bundle", "status", "precision", "params", "test_accuracy", "test_macro_f1", "kept", "file_mb")
+    keys = (
+        "bundle",
+        "status",
+        "precision",
+        "params",
+        "test_accuracy",
+        "test_macro_f1",
+        "kept",
+        "file_mb",
+    )
     return {
         "teacher": report["teacher"]["test_accuracy"],
         "bundles": [{k: b.get(k) for k in keys} for b in report["bundles"]],
@@ -56,7 +65,12 @@ def reference(tiny_models, reviews_csv, tmp_path_factory):
     recipe = write_recipe(root / "recipe.yaml", tiny_models["bert"], reviews_csv)
     started = time.perf_counter()
     report = pocketbert.build(recipe, work=root / "work", quiet=True)
-    return {"recipe": recipe, "work": root / "work", "report": report, "seconds": time.perf_counter() - started}
+    return {
+        "recipe": recipe,
+        "work": root / "work",
+        "report": report,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def test_build_makes_verified_bundles_picks_per_device_and_a_report(reference):
@@ -89,14 +103,18 @@ def test_a_second_build_does_no_work(reference, capsys):
     assert fixed_figures(report) == fixed_figures(reference["report"])
 
 
-def test_a_changed_student_knob_reruns_only_its_branch(reference, tiny_models, reviews_csv, tmp_path, capsys):
+def test_a_changed_student_knob_reruns_only_its_branch(
+    reference, tiny_models, reviews_csv, tmp_path, capsys
+):
     changed = write_recipe(
         tmp_path / "recipe.yaml",
         tiny_models["bert"],
         reviews_csv,
         students=[{**STUDENT, "knobs": {"layers": 1}}],
     )
-    assert main(["build", str(changed), "--work", str(reference["work"]), "--dry-run", "--json"]) == 0
+    assert (
+        main(["build", str(changed), "--work", str(reference["work"]), "--dry-run", "--json"]) == 0
+    )
     plan = {s["step"]: s["status"] for s in json.loads(capsys.readouterr().out)["plan"]}
     todo = sorted(n for n, s in plan.items() if s == "to do")
     assert todo == [
@@ -128,7 +146,9 @@ def _build_until(recipe: Path, work: Path, marker: str, after_s: float) -> None:
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
 
 
-def test_kill_during_distill_and_during_export_then_the_same_command_finishes_alike(reference, tmp_path):
+def test_kill_during_distill_and_during_export_then_the_same_command_finishes_alike(
+    reference, tmp_path
+):
     work = tmp_path / "work"
 
     def done(step: str) -> bool:
@@ -137,9 +157,20 @@ def test_kill_during_distill_and_during_export_then_the_same_command_finishes_al
     _build_until(reference["recipe"], work, "distill squeezebert-tiny …", 1.0)
     assert not done("distill-squeezebert-tiny"), "killed too late: the distillation had finished"
     _build_until(reference["recipe"], work, "export squeezebert-tiny-onnx-int8-dynamic …", 1.0)
-    assert done("distill-squeezebert-tiny") and not done("export-squeezebert-tiny-onnx-int8-dynamic")
+    assert done("distill-squeezebert-tiny") and not done(
+        "export-squeezebert-tiny-onnx-int8-dynamic"
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "pocketbert.cli", "build", str(reference["recipe"]), "--work", str(work), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "pocketbert.cli",
+            "build",
+            str(reference["recipe"]),
+            "--work",
+            str(work),
+            "--json",
+        ],
         capture_output=True,
         text=True,
     )
@@ -194,10 +225,14 @@ def test_an_unreachable_device_marks_its_rows_failed_and_the_report_is_written(
     assert report["devices"]["host"]["pick"]
 
 
-def test_data_with_labels_the_teacher_lacks_is_refused_before_any_work(tiny_models, tmp_path, capsys):
+def test_data_with_labels_the_teacher_lacks_is_refused_before_any_work(
+    tiny_models, tmp_path, capsys
+):
     from random_models import write_labelled_csv
 
-    data = write_labelled_csv(tmp_path / "d.csv", [(f"text {i}", ["cat", "dog"][i % 2]) for i in range(40)])
+    data = write_labelled_csv(
+        tmp_path / "d.csv", [(f"text {i}", ["cat", "dog"][i % 2]) for i in range(40)]
+    )
     recipe = write_recipe(tmp_path / "recipe.yaml", tiny_models["bert"], data)
     assert main(["build", str(recipe), "--work", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
@@ -217,11 +252,20 @@ def test_explain_prints_the_chain_that_made_a_bundle(reference, capsys):
     bundle = next(b for b in reference["report"]["bundles"] if b["model"] != "teacher")["path"]
     assert main(["run", bundle, "--explain"]) == 0
     out = capsys.readouterr().out
-    for word in ("recipe", "teacher", "data", "squeezebert tiny", "export   onnx int8-dynamic", "bundle   test accuracy"):
+    for word in (
+        "recipe",
+        "teacher",
+        "data",
+        "squeezebert tiny",
+        "export   onnx int8-dynamic",
+        "bundle   test accuracy",
+    ):
         assert word in out
 
 
-def test_the_report_opens_in_headless_chromium_with_every_row_and_the_plots_drawn(reference, tmp_path):
+def test_the_report_opens_in_headless_chromium_with_every_row_and_the_plots_drawn(
+    reference, tmp_path
+):
     from headless_chromium import chromium, count_color, open_page
 
     if chromium() is None:
@@ -230,9 +274,17 @@ def test_the_report_opens_in_headless_chromium_with_every_row_and_the_plots_draw
     dom, errors = open_page(Path(report["report_html"]), tmp_path / "shot.png", size=(1100, 1600))
     assert errors == []
     for b in report["bundles"]:
-        assert dom.count(f">{b['bundle']}<") >= 1 + len(report["devices"])  # the table + each device's
+        assert dom.count(f">{b['bundle']}<") >= 1 + len(
+            report["devices"]
+        )  # the table + each device's
     assert dom.count("<svg") == len(report["devices"]) and "<circle" in dom and "<polygon" in dom
     # the measured markers' fill: #0b63c5 at 55% over the plot's #fafbfc
     measured_blue = count_color(tmp_path / "shot.png", (118, 167, 222), tolerance=30)
     estimated_orange = count_color(tmp_path / "shot.png", (0xC2, 0x41, 0x0C), tolerance=40)
     assert measured_blue > 50 and estimated_orange > 20, (measured_blue, estimated_orange)
+
+
+def test_explain_on_a_bundle_exported_alone_says_it_has_no_lineage(onnx_bundle, capsys):
+    assert main(["run", str(onnx_bundle), "--explain"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "records no lineage" in err[0]

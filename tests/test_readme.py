@@ -6,8 +6,8 @@ import os
 import re
 import shlex
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def test_readme_tour_uses_only_files_that_the_tour_itself_makes():
     made: set[str] = set()
     for line in _pocketbert_commands():
         argv = shlex.split(line)
-        for flag in ("-o", "--output"):
+        for flag in ("-o", "--output", "--work"):
             if flag in argv:
                 made.add(argv[argv.index(flag) + 1].rstrip("/"))
         for arg in argv[2:]:

@@ -139,7 +139,9 @@ def _explain(args: argparse.Namespace) -> int:
         f"teacher  {lineage['teacher']['source']} (sha256 {lineage['teacher']['sha256'][:12]})",
         f"data     {lineage['data']['source']} (sha256 {lineage['data']['sha256'][:12]})",
         f"model    {lineage['model']}"
-        + (f" ({made['student']['family']} {made['student']['size']})" if "student" in made else ""),
+        + (
+            f" ({made['student']['family']} {made['student']['size']})" if "student" in made else ""
+        ),
     ]
     if made.get("summary"):
         s = made["summary"]
@@ -152,7 +154,9 @@ def _explain(args: argparse.Namespace) -> int:
         + (f" (asked {export['requested']})" if export["shipped"] != export["requested"] else "")
         + f", {export['max_seq_len']} tokens"
     )
-    lines.append(f"bundle   test accuracy {test['test_accuracy']:.2%} on {test['test_rows']} rows, macro-F1 {test['test_macro_f1']:.3f}")
+    lines.append(
+        f"bundle   test accuracy {test['test_accuracy']:.2%} on {test['test_rows']} rows, macro-F1 {test['test_macro_f1']:.3f}"
+    )
     print("\n".join(lines))
     return 0
 
