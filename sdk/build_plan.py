@@ -15,6 +15,7 @@ from pathlib import Path
 from pocketbert import build_steps as steps
 from pocketbert.build_data import prepare_data, teacher_labels
 from pocketbert.core.errors import UserError
+from pocketbert.lab.emulated import COUNTERS as ESTIMABLE  # the formats an estimate counts
 from pocketbert.pipeline import Build, Step
 from pocketbert.recipe import EXAMPLES
 
@@ -94,17 +95,26 @@ def plan(b: Build, data_root: Path) -> None:
             "measure": target.measure,
             "profile": r.profile,
         }
+        only_estimated = target.measure == "estimated" or device.transport == "emulated"
         for n in exported:
-            if b.steps[f"export {n}"].reads["format"] in device.formats:
-                b.add(
-                    Step(
-                        profile_step(target.id, n),
-                        "profile",
-                        reads,
-                        (f"evaluate {n}",),
-                        steps.profile,
-                    )
+            fmt = b.steps[f"export {n}"].reads["format"]
+            if fmt not in device.formats:
+                continue
+            if only_estimated and fmt not in ESTIMABLE:
+                _note(
+                    b,
+                    f"{target.id}: {fmt} bundles are not profiled there: its figures are "
+                    f"estimated, and estimates count the work of {' or '.join(sorted(ESTIMABLE))} graphs",
                 )
+                continue
+            after = (f"evaluate {n}",)
+            b.add(Step(profile_step(target.id, n), "profile", reads, after, steps.profile))
+
+
+def _note(b: Build, line: str) -> None:
+    notes = b.context.setdefault("notes", [])
+    if line not in notes:
+        notes.append(line)
 
 
 def profile_step(device: str, bundle: str) -> str:

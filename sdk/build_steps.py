@@ -44,6 +44,14 @@ def _resume(model: Path) -> bool:
     return (work_dir(model) / "run.json").is_file()
 
 
+def _finished(model: Path) -> dict | None:
+    """The summary of a training that finished before the build was killed (no result.json)."""
+    try:
+        return json.loads((model / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _summary(summary: dict) -> dict:
     return {k: summary[k] for k in SUMMARY_KEYS if k in summary}
 
@@ -55,7 +63,7 @@ def finetune(run: StepRun) -> dict:
     opts = pocketbert.FinetuneOptions(
         **run.build.recipe.finetune, quiet=run.build.progress.quiet, resume=_resume(model)
     )
-    summary = pocketbert.finetune(ctx["teacher"], ctx["data"].path, model, opts)
+    summary = _finished(model) or pocketbert.finetune(ctx["teacher"], ctx["data"].path, model, opts)
     return {"model": MODEL, "summary": _summary(summary)}
 
 
@@ -73,7 +81,9 @@ def distill(run: StepRun) -> dict:
         resume=_resume(model),
         quiet=run.build.progress.quiet,
     )
-    summary = pocketbert.distill(model_dir(run, "finetune"), ctx["data"].path, model, opts)
+    summary = _finished(model) or pocketbert.distill(
+        model_dir(run, "finetune"), ctx["data"].path, model, opts
+    )
     return {"model": MODEL, "summary": _summary(summary), "student": student}
 
 

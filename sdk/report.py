@@ -84,6 +84,7 @@ def collect_warnings(b: Build, bundles: list[dict]) -> list[str]:
                 f"{row['bundle']}: {row['requested']} missed the parity gate; "
                 f"{row['precision']} shipped instead"
             )
+    out += b.context.get("notes", [])
     estimated = set()
     for step in b.steps.values():
         if step.kind != "profile":
