@@ -160,7 +160,11 @@ def _child(teacher, data, out, logits_only, resume=False):
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@pytest.mark.parametrize("logits_only", [False, True], ids=["teacher-each-step", "cached-logits"])
+@pytest.mark.parametrize(
+    "logits_only",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # the second: pytest -m slow
+    ids=["teacher-each-step", "cached-logits"],
+)
 def test_resume_after_sigkill_ends_with_identical_weights(
     tiny_models, reviews_csv, tmp_path, logits_only
 ):
