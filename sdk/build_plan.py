@@ -38,7 +38,7 @@ def plan(b: Build, data_root: Path) -> None:
     teacher_id = {"source": r.teacher, "sha256": _dir_hash(teacher)}
     data = prepare_data(r, data_root)  # the split every step reads, written once
     labels = teacher_labels(teacher)
-    if r.finetune is None:
+    if r.finetune is None and isinstance(teacher, Path):  # a hub id is checked when it loads
         if labels is None:
             raise UserError(
                 f"{r.source}: teacher.model '{r.teacher}' is an encoder without a classifier "
