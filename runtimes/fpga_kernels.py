@@ -37,14 +37,15 @@ SOFTMAX_BITS = 8  # probabilities as uint8 at scale 2**-8, saturated to [0, 255]
 LAYERNORM_FRACTION = 14  # (x - mean) / std in int32 at scale 2**-14
 
 
-def dyadic(multiplier: float) -> tuple[int, int]:
-    """(m, shift) with ``m * 2**-shift`` the nearest dyadic to a positive ``multiplier``."""
+def dyadic(multiplier: float, bits: int = MULTIPLIER_BITS) -> tuple[int, int]:
+    """(m, shift), ``m`` in [2**(bits-1), 2**bits), with ``m * 2**-shift`` the nearest such
+    dyadic to a positive ``multiplier``. ``bits`` + the input's width must stay <= 63."""
     if not multiplier > 0 or not math.isfinite(multiplier):
         raise ValueError(f"a requantization multiplier must be positive and finite: {multiplier}")
     mantissa, exponent = math.frexp(multiplier)  # multiplier = mantissa * 2**exponent
-    m = round(mantissa * (1 << MULTIPLIER_BITS))
-    shift = MULTIPLIER_BITS - exponent
-    if m == 1 << MULTIPLIER_BITS:
+    m = round(mantissa * (1 << bits))
+    shift = bits - exponent
+    if m == 1 << bits:
         m, shift = m >> 1, shift - 1
     if shift < 1 or shift > 62:
         raise ValueError(f"multiplier {multiplier} is outside the dyadic range")
