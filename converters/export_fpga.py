@@ -31,12 +31,8 @@ FORMAT, VERSION = "pocketbert-fpga", 1
 INT8, INT16 = 8, 16
 # the width a consumer wants its input in: int8 into MACs, int16 into nonlinear units
 _WANTS = {
-    "attention": INT8,
-    "linear": INT8,
-    "relu": INT8,
-    "gelu": INT16,
-    "tanh": INT16,
-    "add": INT16,
+    **dict.fromkeys(("attention", "linear", "relu", "trigram"), INT8),
+    **dict.fromkeys(("gelu", "tanh", "add", "layernorm", "nonorm"), INT16),
 }
 
 
@@ -83,6 +79,26 @@ class _Quantizer:
                 self.tensors[n[key]] = np.round(w[n[key]] / s).astype(np.int16)
                 q[key] = n[key]
             self._set(out, s, 32, q)
+        elif op == "lookup":  # a table read by token id or by position
+            bits = self.out_bits(out)
+            table = w[n["table"]]
+            s = max(np.abs(table).max(), 1e-8) / _qmax(bits)
+            self.tensors[n["table"]] = np.round(table / s).astype(
+                np.int8 if bits == 8 else np.int16
+            )
+            q["table"] = n["table"]
+            self._set(out, s, bits, q)
+        elif op == "trigram":
+            self._set(out, s_in[0], self.bits[n["inputs"][0]], q)
+        elif op == "nonorm":  # MobileBERT's x * gamma + beta, int8 gamma, int32 beta
+            gamma = w[n["g"]]
+            s_g = max(np.abs(gamma).max(), 1e-8) / 127
+            self.tensors[n["g"]] = np.round(gamma / s_g).astype(np.int8)
+            self.tensors[n["b"]] = np.round(w[n["b"]] / (s_in[0] * s_g)).astype(np.int32)
+            q.update(g=n["g"], b=n["b"])
+            s_out = self.act_scale(out, INT8)
+            self.requant(q, s_in[0] * s_g / s_out, self.bits[n["inputs"][0]] + 9, out)
+            self._set(out, s_out, INT8, q)
         elif op == "layernorm":
             gamma = w[n["g"]]
             s_g = max(np.abs(gamma).max(), 1e-8) / 127
@@ -180,7 +196,7 @@ def program(graph: fpga_graph.Graph, seen: dict[str, float]) -> tuple[dict, dict
 
 
 def _tensor_names(node: dict):
-    for key in ("word", "pos", "w", "b", "g"):
+    for key in ("word", "pos", "table", "w", "b", "g"):
         if key in node:
             yield node[key]
     for prefix in node.get("requant", ()):

@@ -12,11 +12,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from pocketbert.core.errors import UserError, choices
 
-SUPPORTED = ("bert", "distilbert")
-OPS = ("embed", "layernorm", "linear", "add", "attention", "gelu", "relu", "tanh", "cls", "pool")
+SUPPORTED = ("bert", "distilbert", "mobilebert", "squeezebert")
+OPS = (
+    "embed", "lookup", "trigram", "layernorm", "nonorm", "linear", "add", "attention",
+    "gelu", "relu", "tanh", "cls", "pool",
+)  # fmt: skip
 
 
 @dataclass
@@ -51,16 +55,31 @@ def build(module, task: str) -> Graph:
             "give a model whose FFN activation is gelu or relu"
         )
     g = Graph(task=task)
-    if kind == "bert":
-        _bert(g, model, act, task)
-    else:
-        _distilbert(g, model, act, task)
+    builders = {
+        "bert": _bert,
+        "distilbert": _distilbert,
+        "mobilebert": _mobilebert,
+        "squeezebert": _squeezebert,
+    }
+    builders[kind](g, model, act, task)
     return g
 
 
 def _linear(g: Graph, x: str, layer, name: str) -> str:
-    g.param(f"{name}.w", layer.weight)
-    g.param(f"{name}.b", layer.bias)
+    """A Linear, or a kernel-size-1 grouped Conv1d (either kind) as its block-diagonal
+    dense matrix: the program's linear op is dense; zeros off the blocks stay zeros."""
+    parts = getattr(layer, "parts", None)
+    if parts is None and hasattr(layer, "groups"):  # a Conv1d that export_ready left alone
+        from pocketbert.converters.squeeze_linear import _linears
+
+        parts = _linears(layer)
+    if parts is None:
+        weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
+    else:
+        weight = torch.block_diag(*(p.weight.detach().double() for p in parts))
+        bias = torch.cat([p.bias.detach().double() for p in parts])
+    g.param(f"{name}.w", weight)
+    g.param(f"{name}.b", bias)
     return g.add("linear", [x], name, w=f"{name}.w", b=f"{name}.b")
 
 
@@ -135,6 +154,128 @@ def _distilbert(g: Graph, model, act: str, task: str) -> None:
     g.output = _linear(g, pre, model.classifier, "classifier")
 
 
+def _squeezebert(g: Graph, model, act: str, task: str) -> None:
+    sq = model.transformer
+    e = sq.embeddings
+    if model.config.embedding_size != model.config.hidden_size:
+        raise UserError(
+            f"squeezebert embedding_size {model.config.embedding_size} != hidden_size "
+            f"{model.config.hidden_size}: the model itself cannot run; give equal sizes"
+        )
+    h = _layernorm(
+        g,
+        _embed(g, e.word_embeddings, e.position_embeddings, e.token_type_embeddings),
+        e.LayerNorm,
+        "emb.ln",
+    )
+    heads = model.config.num_attention_heads
+    for i, layer in enumerate(sq.encoder.layers):
+        a, post, out = layer.attention, layer.post_attention, layer.output
+        h = _block(
+            g, i, h, a.query, a.key, a.value, post.conv1d, post.layernorm,
+            layer.intermediate.conv1d, out.conv1d, out.layernorm, heads, act,
+        )  # fmt: skip
+    if task == "embedding":
+        return _head(g, h, task)
+    cls = g.add("cls", [h], "cls")
+    pooled = g.add("tanh", [_linear(g, cls, sq.pooler.dense, "pooler")], "pooler.tanh")
+    g.output = _linear(g, pooled, model.classifier, "classifier")
+
+
+def _norm(g: Graph, x: str, layer, name: str) -> str:
+    """LayerNorm, or MobileBERT's NoNorm (an elementwise x * gamma + beta)."""
+    if type(layer).__name__ != "NoNorm":
+        return _layernorm(g, x, layer, name)
+    g.param(f"{name}.g", layer.weight)
+    g.param(f"{name}.b", layer.bias)
+    return g.add("nonorm", [x], name, g=f"{name}.g", b=f"{name}.b")
+
+
+def _mobilebert(g: Graph, model, act: str, task: str) -> None:
+    mb, cfg = model.mobilebert, model.config
+    e = mb.embeddings
+    x = g.add(
+        "lookup", ["input_ids"], "emb.word", table=g.param("emb.word.t", e.word_embeddings.weight)
+    )
+    if e.trigram_input:
+        x = g.add("trigram", [x], "emb.trigram")
+    if e.trigram_input or e.embedding_size != e.hidden_size:
+        x = _linear(g, x, e.embedding_transformation, "emb.proj")
+    pos = (
+        e.position_embeddings.weight.detach().double()
+        + e.token_type_embeddings.weight.detach().double()[0]
+    )
+    g.weights["emb.pos.t"] = pos.numpy()
+    p = g.add("lookup", ["positions"], "emb.pos", table="emb.pos.t")
+    h = _norm(g, g.add("add", [x, p], "emb.sum"), e.LayerNorm, "emb.ln")
+    heads = cfg.num_attention_heads
+    if cfg.use_bottleneck_attention or not cfg.use_bottleneck:
+        raise UserError(
+            "the fpga program takes MobileBERT with use_bottleneck=True and "
+            "use_bottleneck_attention=False (the published shape); give such a model"
+        )
+    for i, layer in enumerate(mb.encoder.layer):
+        pre, b = f"l{i}", layer.bottleneck
+        inp = _norm(
+            g, _linear(g, h, b.input.dense, f"{pre}.bin"), b.input.LayerNorm, f"{pre}.bin.n"
+        )
+        if cfg.key_query_shared_bottleneck:
+            qk = _norm(
+                g,
+                _linear(g, h, b.attention.dense, f"{pre}.batt"),
+                b.attention.LayerNorm,
+                f"{pre}.batt.n",
+            )
+        else:
+            qk = h
+        s, o = layer.attention.self, layer.attention.output
+        qs, ks = _linear(g, qk, s.query, f"{pre}.q"), _linear(g, qk, s.key, f"{pre}.k")
+        ctx = g.add(
+            "attention",
+            [qs, ks, _linear(g, h, s.value, f"{pre}.v"), "mask"],
+            f"{pre}.ctx",
+            heads=heads,
+        )
+        a = _norm(
+            g,
+            g.add("add", [_linear(g, ctx, o.dense, f"{pre}.o"), inp], f"{pre}.res1"),
+            o.LayerNorm,
+            f"{pre}.ln1",
+        )
+        for j, ffn in enumerate(
+            getattr(layer, "ffn", ()) if cfg.num_feedforward_networks > 1 else ()
+        ):
+            f = f"{pre}.ffn{j}"
+            mid = g.add(act, [_linear(g, a, ffn.intermediate.dense, f"{f}.up")], f"{f}.act")
+            a = _norm(
+                g,
+                g.add("add", [_linear(g, mid, ffn.output.dense, f"{f}.down"), a], f"{f}.res"),
+                ffn.output.LayerNorm,
+                f"{f}.ln",
+            )
+        mid = g.add(act, [_linear(g, a, layer.intermediate.dense, f"{pre}.up")], f"{pre}.act")
+        out = layer.output
+        y = _norm(
+            g,
+            g.add("add", [_linear(g, mid, out.dense, f"{pre}.down"), a], f"{pre}.res2"),
+            out.LayerNorm,
+            f"{pre}.ln2",
+        )
+        ob = out.bottleneck
+        h = _norm(
+            g,
+            g.add("add", [_linear(g, y, ob.dense, f"{pre}.bout"), h], f"{pre}.res3"),
+            ob.LayerNorm,
+            f"{pre}.ln3",
+        )
+    if task == "embedding":
+        return _head(g, h, task)
+    cls = g.add("cls", [h], "cls")
+    if mb.pooler.do_activate:
+        cls = g.add("tanh", [_linear(g, cls, mb.pooler.dense, "pooler")], "pooler.tanh")
+    g.output = _linear(g, cls, model.classifier, "classifier")
+
+
 # --- float execution (calibration and checks) ----------------------------------------------
 
 
@@ -146,12 +287,18 @@ def run_float(g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = N
     """One row (``ids``, ``mask``: [T]) through the graph in float64; ``seen`` collects
     every tensor's max |value| (calibration)."""
     w = g.weights
-    env = {"input_ids": ids, "mask": mask.astype(bool)}
+    env = {"input_ids": ids, "mask": mask.astype(bool), "positions": np.arange(len(ids))}
     for n in g.nodes:
         x = [env[i] for i in n["inputs"]]
         op = n["op"]
         if op == "embed":
             y = w[n["word"]][x[0]] + w[n["pos"]][: len(x[0])]
+        elif op == "lookup":
+            y = w[n["table"]][x[0]]
+        elif op == "trigram":
+            y = trigram(x[0])
+        elif op == "nonorm":
+            y = x[0] * w[n["g"]] + w[n["b"]]
         elif op == "layernorm":
             mu, var = x[0].mean(-1, keepdims=True), x[0].var(-1, keepdims=True)
             y = (x[0] - mu) / np.sqrt(var + n["eps"]) * w[n["g"]] + w[n["b"]]
@@ -177,6 +324,13 @@ def run_float(g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = N
         if seen is not None:
             seen[n["output"]] = max(seen.get(n["output"], 0.0), float(np.abs(y).max()))
     return env[g.output]
+
+
+def trigram(x: np.ndarray) -> np.ndarray:
+    """MobileBERT's [next token, token, previous token] concatenation (zero beyond the ends)."""
+    nxt, prv = np.zeros_like(x), np.zeros_like(x)
+    nxt[:-1], prv[1:] = x[1:], x[:-1]
+    return np.concatenate([nxt, x, prv], axis=-1)
 
 
 def _attention(q, k, v, mask, heads):

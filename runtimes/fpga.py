@@ -53,6 +53,7 @@ class Program:
 
     def run_row(self, ids: np.ndarray, mask: np.ndarray, trace: dict | None = None) -> np.ndarray:
         env = {"input_ids": ids.astype(I64), "attention_mask": mask != 0}
+        env["positions"] = np.arange(len(ids))
         for node in self.nodes:
             args = [env[i if i != "mask" else "attention_mask"] for i in node["inputs"]]
             env[node["output"]] = OPS[node["op"]](self, node, *args)
@@ -67,6 +68,24 @@ class Program:
 @_op("embed")
 def _embed(p: Program, n: dict, ids):
     return p.t[n["word"]][ids].astype(I64) + p.t[n["pos"]][: len(ids)].astype(I64)
+
+
+@_op("lookup")
+def _lookup(p: Program, n: dict, index):
+    return p.t[n["table"]][index].astype(I64)
+
+
+@_op("trigram")
+def _trigram(p: Program, n: dict, x):
+    """MobileBERT's [next token, token, previous token] rows, zeros beyond the ends."""
+    nxt, prv = np.zeros_like(x), np.zeros_like(x)
+    nxt[:-1], prv[1:] = x[1:], x[:-1]
+    return np.concatenate([nxt, x, prv], axis=-1)
+
+
+@_op("nonorm")
+def _nonorm(p: Program, n: dict, x):
+    return p.rq(n, x * p.t[n["g"]].astype(I64) + p.t[n["b"]].astype(I64))
 
 
 @_op("layernorm")
@@ -182,7 +201,7 @@ def read_program(path: Path) -> Program:
 
 
 def _needs(node: dict):
-    for key in ("word", "pos", "w", "b", "g"):
+    for key in ("word", "pos", "table", "w", "b", "g"):
         if key in node:
             yield node[key]
     for prefix in node.get("requant", ()):

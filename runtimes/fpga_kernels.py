@@ -110,10 +110,12 @@ EXP_FINE = 2.0**-20  # i-exp shifts its input left to at most this scale first
 def exp_constants(scale: float) -> dict:
     """Integer constants of i-exp for a non-positive input at ``scale``.
 
-    The input is first shifted left by ``lift`` bits so that ln 2 is ~2**19.5 steps: an
-    integer ln 2 at a coarse scale would be off by up to half a step per factor of 2.
+    The input is first shifted left by ``lift`` bits (right, rounding half up, when
+    ``lift`` < 0) so that ln 2 is 2**19.5 to 2**20.5 steps: an integer ln 2 at a coarse
+    scale would be off by up to half a step per factor of 2, and at a much finer one the
+    polynomial's square would leave int64.
     """
-    lift = max(0, math.ceil(math.log2(scale / EXP_FINE)))
+    lift = math.ceil(math.log2(scale / EXP_FINE))  # < 0: a finer input is rounded down to it
     scale = scale / 2**lift
     return {
         "lift": lift,
@@ -133,7 +135,8 @@ def i_exp(q, lift: int, q_ln2: int, q_b: int, q_c: int) -> np.ndarray:
     ``q`` is int32 (|q| < 2**32 after the max is taken off); with ``lift`` it stays
     under 2**52, and the square under 2**42.
     """
-    q = np.left_shift(np.asarray(q, dtype=I64), lift)
+    q = np.asarray(q, dtype=I64)
+    q = np.left_shift(q, lift) if lift >= 0 else rounding_shift(q, -lift)
     z = np.minimum((-q) // q_ln2, EXP_MAX_SHIFT)
     p = np.maximum(q + z * q_ln2, -q_ln2)
     poly = (p + q_b) ** 2 + q_c
