@@ -3,9 +3,11 @@
 Every op reads and writes integers (int8/int16 activations, int32 accumulators, int64
 intermediates) exactly as converters/export_fpga.py documents; the last tensor (int32
 logits, or a masked int32 sum for embeddings) becomes float32 only at the very end.
-int8 x int8 (and uint8 x int8) matmuls run on float64 BLAS: every product and partial
-sum is an integer below 2**53, so the result is the int32 accumulator bit for bit in
-any summation order, hence on any thread count (tests check it against int64 matmul).
+int8 x int8 (and uint8 x int8) matmuls run on float32 BLAS over slices of at most 1024
+terms: every product is at most 2**14 in magnitude, so every partial sum of a slice is
+an integer of at most 2**24, which float32 holds exactly; the slices are summed in
+int64. The result is the int32 accumulator bit for bit in any summation order, hence
+on any thread count (tests check it against int64 matmul).
 """
 
 from __future__ import annotations
@@ -34,17 +36,30 @@ def _op(name: str):
     return decorator
 
 
+EXACT_TERMS = 1024  # 1024 * 2**14 = 2**24: float32's exact integers
+
+
 def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact integer ``a @ b`` for 8-bit operands (|sums| < 2**53) via float64 BLAS."""
-    return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(I64)
+    """Exact integer ``a @ b`` for 8-bit operands (int8 or uint8) via float32 BLAS."""
+    k = a.shape[-1]
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    if k <= EXACT_TERMS:
+        return np.matmul(a32, b32).astype(I64)
+    out = None
+    for start in range(0, k, EXACT_TERMS):
+        part = np.matmul(
+            a32[..., start : start + EXACT_TERMS], b32[..., start : start + EXACT_TERMS, :]
+        )
+        out = part.astype(I64) if out is None else out + part.astype(I64)
+    return out
 
 
 class Program:
     def __init__(self, prog: dict, tensors: dict[str, np.ndarray]) -> None:
         self.prog, self.t = prog, tensors
         self.nodes = prog["nodes"]
-        # matmul operands, converted once: int8 weights as float64 (exact)
-        self.wf = {n["w"]: tensors[n["w"]].astype(np.float64).T for n in self.nodes if "w" in n}
+        # matmul operands, converted once: int8 weights, transposed, as float32 (exact)
+        self.wf = {n["w"]: tensors[n["w"]].T.astype(np.float32) for n in self.nodes if "w" in n}
 
     def rq(self, node: dict, x, prefix: str | None = None, bits: int | None = None):
         prefix = prefix or node["output"]
@@ -65,13 +80,23 @@ class Program:
         return out.astype(np.float32)
 
 
+def _check_ids(ids: np.ndarray, rows: int) -> None:
+    if len(ids) and (ids.min() < 0 or ids.max() >= rows):
+        raise UserError(
+            f"token id {int(ids.max() if ids.max() >= rows else ids.min())} is outside this "
+            f"model's table of {rows} rows; give ids from the bundle's own tokenizer"
+        )
+
+
 @_op("embed")
 def _embed(p: Program, n: dict, ids):
+    _check_ids(ids, len(p.t[n["word"]]))
     return p.t[n["word"]][ids].astype(I64) + p.t[n["pos"]][: len(ids)].astype(I64)
 
 
 @_op("lookup")
 def _lookup(p: Program, n: dict, index):
+    _check_ids(index, len(p.t[n["table"]]))
     return p.t[n["table"]][index].astype(I64)
 
 
@@ -95,7 +120,7 @@ def _layernorm(p: Program, n: dict, x):
 
 @_op("linear")
 def _linear(p: Program, n: dict, x):
-    acc = np.matmul(x.astype(np.float64), p.wf[n["w"]]).astype(I64)  # exact, see the top
+    acc = int_matmul(x, p.wf[n["w"]])  # exact, see the top
     acc = acc + p.t[n["b"]].astype(I64)
     return acc if n["bits"] == 32 else p.rq(n, acc)
 

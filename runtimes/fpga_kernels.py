@@ -56,7 +56,10 @@ def rounding_shift(x: np.ndarray, shift, rounding: str = "up") -> np.ndarray:
     """``x / 2**shift`` rounded half up (ties toward +inf) or half to even; int64 in, out."""
     x = np.asarray(x, dtype=I64)
     shift = np.asarray(shift, dtype=I64)
-    half = np.where(shift > 0, np.left_shift(I64(1), np.maximum(shift - 1, 0)), 0)
+    if shift.ndim == 0:
+        half = (I64(1) << (shift - 1)) if shift > 0 else I64(0)
+    else:
+        half = np.where(shift > 0, np.left_shift(I64(1), np.maximum(shift - 1, 0)), 0)
     if rounding == "up":
         return np.right_shift(x + half, shift)
     if rounding == "even":
@@ -156,9 +159,13 @@ def i_softmax(
     [0, 2**bits - 1] (a probability of 1 reads 255/256).
     """
     q = np.asarray(q, dtype=I64)
-    mask = np.broadcast_to(np.asarray(mask, dtype=bool), q.shape)
-    peak = np.max(np.where(mask, q, np.iinfo(I64).min // 2), axis=-1, keepdims=True)
-    e = np.where(mask, i_exp(np.where(mask, q - peak, 0), lift, q_ln2, q_b, q_c), 0)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.all():  # the same integers as below, without the masking passes
+        e = i_exp(q - np.max(q, axis=-1, keepdims=True), lift, q_ln2, q_b, q_c)
+    else:
+        mask = np.broadcast_to(mask, q.shape)
+        peak = np.max(np.where(mask, q, np.iinfo(I64).min // 2), axis=-1, keepdims=True)
+        e = np.where(mask, i_exp(np.where(mask, q - peak, 0), lift, q_ln2, q_b, q_c), 0)
     total = np.maximum(np.sum(e, axis=-1, keepdims=True), 1)
     # e <= 2**42 (exp(0) at 2**-40 / a); with up to 2**8 keys, (sum e) << bits < 2**59
     return np.clip(divide_round(np.left_shift(e, bits), total), 0, (1 << bits) - 1)
