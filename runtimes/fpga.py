@@ -58,6 +58,7 @@ class Program:
     def __init__(self, prog: dict, tensors: dict[str, np.ndarray]) -> None:
         self.prog, self.t = prog, tensors
         self.nodes = prog["nodes"]
+        self.trace: dict | None = None
         # matmul operands, converted once: int8 weights, transposed, as float32 (exact)
         self.wf = {n["w"]: tensors[n["w"]].T.astype(np.float32) for n in self.nodes if "w" in n}
 
@@ -67,6 +68,7 @@ class Program:
         return K.requantize(x, self.t[f"{prefix}.m"], self.t[f"{prefix}.shift"], lo, hi)
 
     def run_row(self, ids: np.ndarray, mask: np.ndarray, trace: dict | None = None) -> np.ndarray:
+        self.trace = trace  # ops with internals (attention) record them here too
         env = {"input_ids": ids.astype(I64), "attention_mask": mask != 0}
         env["positions"] = np.arange(len(ids))
         for node in self.nodes:
@@ -142,6 +144,8 @@ def _attention(p: Program, n: dict, q, k, v, mask):
     probs = K.i_softmax(
         scores, mask[None, None, :], n["lift"], n["q_ln2"], n["q_b"], n["q_c"], n["softmax_bits"]
     )
+    if p.trace is not None:
+        p.trace[f"{n['output']}.scores"], p.trace[f"{n['output']}.probs"] = scores, probs
     ctx = int_matmul(probs, vh).transpose(1, 0, 2).reshape(t, width)
     return p.rq(n, ctx)
 

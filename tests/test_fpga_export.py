@@ -187,3 +187,52 @@ def test_fpga_graph_in_float_reproduces_torch(tiny_models, arch):
     ref = module(torch.tensor(ids[None]), torch.tensor(mask[None])).detach().numpy()
     got = fpga_graph.run_float(fpga_graph.build(module, "classification"), ids, mask)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_fpga_embedding_bundle_passes_its_cosine_gate(tiny_embedder, tmp_path):
+    out = tmp_path / "embedder"
+    pocketbert.export(
+        tiny_embedder, out, format="fpga", precision="int8-static", max_seq_len=32, quiet=True
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] is True
+    program = F.read_program(_program_file(out))
+    assert program.nodes[-1]["op"] == "pool"
+
+
+@pytest.mark.parametrize("arch", ["bert", "mobilebert"])
+def test_fpga_golden_vectors_replay_every_op_to_the_same_bytes(fpga_bundles, arch, tmp_path):
+    from safetensors.numpy import load_file
+
+    from pocketbert.runtimes import fpga_vectors
+
+    bundle = fpga_bundles[arch]
+    encoder = pocketbert.load(bundle).encoder
+    out = fpga_vectors.write(
+        _program_file(bundle), [encoder.feed(t) for t in SENTENCES], tmp_path / "v"
+    )
+    index = json.loads((out / "vectors.json").read_text())
+    assert index["sentences"] == len(SENTENCES)
+    checked = fpga_vectors.replay(_program_file(bundle), out)
+    assert checked == len(SENTENCES) * len(index["ops"])
+    rec = load_file(str(out / "sentence-000.safetensors"))
+    assert rec["l0.ctx.probs"].dtype == np.uint8 and rec["l0.ctx.scores"].dtype == np.int32
+    # one changed byte in one op's recorded output is caught, and named
+    first = index["ops"][3]["output"]
+    rec[first] = rec[first].copy()
+    rec[first].flat[0] ^= 1
+    from safetensors.numpy import save_file
+
+    save_file(rec, str(out / "sentence-000.safetensors"))
+    with pytest.raises(AssertionError, match=f"sentence 0, op {first}"):
+        fpga_vectors.replay(_program_file(bundle), out)
+
+
+def test_fpga_vectors_of_another_program_are_refused(fpga_bundles, tmp_path):
+    from pocketbert.runtimes import fpga_vectors
+
+    out = fpga_vectors.write(_program_file(fpga_bundles["bert"]), [_feed(6)], tmp_path / "v")
+    with pytest.raises(UserError, match="belong to another program"):
+        fpga_vectors.replay(_program_file(fpga_bundles["distilbert"]), out)
+    with pytest.raises(UserError, match="already exists"):
+        fpga_vectors.write(_program_file(fpga_bundles["bert"]), [_feed(6)], out)
