@@ -19,7 +19,7 @@ from pocketbert.core.errors import UserError, choices
 SUPPORTED = ("bert", "distilbert", "mobilebert", "squeezebert")
 OPS = (
     "embed", "lookup", "trigram", "layernorm", "nonorm", "linear", "add", "attention",
-    "gelu", "relu", "tanh", "cls", "pool",
+    "gelu", "relu", "tanh", "cls", "pool", "requant",
 )  # fmt: skip
 
 
@@ -280,12 +280,14 @@ def _mobilebert(g: Graph, model, act: str, task: str) -> None:
 
 
 def _erf(x):
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
+    return torch.special.erf(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 
 
-def run_float(g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = None) -> np.ndarray:
+def run_float(
+    g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = None, trace: dict | None = None
+) -> np.ndarray:
     """One row (``ids``, ``mask``: [T]) through the graph in float64; ``seen`` collects
-    every tensor's max |value| (calibration)."""
+    every tensor's max |value| (calibration), ``trace`` every tensor."""
     w = g.weights
     env = {"input_ids": ids, "mask": mask.astype(bool), "positions": np.arange(len(ids))}
     for n in g.nodes:
@@ -314,6 +316,8 @@ def run_float(g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = N
             y = np.maximum(x[0], 0.0)
         elif op == "tanh":
             y = np.tanh(x[0])
+        elif op == "requant":  # a change of integer width; the same real value
+            y = x[0]
         elif op == "cls":
             y = x[0][:1]
         elif op == "pool":
@@ -321,6 +325,8 @@ def run_float(g: Graph, ids: np.ndarray, mask: np.ndarray, seen: dict | None = N
         else:  # pragma: no cover - build() only writes OPS
             raise AssertionError(op)
         env[n["output"]] = y
+        if trace is not None:
+            trace[n["output"]] = y
         if seen is not None:
             seen[n["output"]] = max(seen.get(n["output"], 0.0), float(np.abs(y).max()))
     return env[g.output]

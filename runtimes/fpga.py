@@ -24,7 +24,7 @@ from pocketbert.runtimes.tensors import cast_feeds, not_a_model_error, open_mode
 
 FORMAT, VERSION = "pocketbert-fpga", 1
 I64 = np.int64
-_SAT = {8: (-128, 127), 16: (-32768, 32767), 32: (-(2**31), 2**31 - 1)}
+_SAT = {8: (-128, 127), 16: (-32768, 32767), 24: (-(2**23), 2**23 - 1), 32: (-(2**31), 2**31 - 1)}
 OPS: dict[str, object] = {}
 
 
@@ -40,7 +40,10 @@ EXACT_TERMS = 1024  # 1024 * 2**14 = 2**24: float32's exact integers
 
 
 def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact integer ``a @ b`` for 8-bit operands (int8 or uint8) via float32 BLAS."""
+    """Exact integer ``a @ b`` for 8-bit operands (int8 or uint8) via float32 BLAS, or for
+    int16 x int8 via float64 (``b`` float64: |sums| < 2**22 * 2**31 terms < 2**53)."""
+    if b.dtype == np.float64:
+        return np.matmul(a.astype(np.float64), b).astype(I64)
     k = a.shape[-1]
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
     if k <= EXACT_TERMS:
@@ -60,7 +63,11 @@ class Program:
         self.nodes = prog["nodes"]
         self.trace: dict | None = None
         # matmul operands, converted once: int8 weights, transposed, as float32 (exact)
-        self.wf = {n["w"]: tensors[n["w"]].T.astype(np.float32) for n in self.nodes if "w" in n}
+        self.wf = {
+            n["w"]: tensors[n["w"]].T.astype(np.float32 if n["acc_bits"] == 32 else np.float64)
+            for n in self.nodes
+            if "w" in n
+        }
 
     def rq(self, node: dict, x, prefix: str | None = None, bits: int | None = None):
         prefix = prefix or node["output"]
@@ -168,6 +175,11 @@ def _tanh(p: Program, n: dict, x):
     one = K.i_exp(np.zeros(1, dtype=I64), *consts)
     t = K.divide_round(np.left_shift(one - e, 7), one + e)
     return np.clip(np.sign(x) * t, -128, 127)
+
+
+@_op("requant")
+def _requant(p: Program, n: dict, x):
+    return p.rq(n, x)
 
 
 @_op("cls")

@@ -213,7 +213,7 @@ def i_normalize(q, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:
 
 
 def i_layernorm(q, gamma, beta, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:
-    """``i_normalize(q) * gamma + beta``: int8 per-channel gamma, int32 beta at
-    ``2**-fraction * S_gamma``; int64 out, requantized by the caller."""
+    """``i_normalize(q) * gamma + beta``: int16 gamma (one scale S_gamma), int32 beta at
+    ``2**-fraction * S_gamma``; int64 out (< 2**40), requantized by the caller."""
     z = i_normalize(q, fraction)
     return z * np.asarray(gamma, dtype=I64) + np.asarray(beta, dtype=I64)

@@ -31,7 +31,7 @@ from pocketbert.core.errors import UserError
 from pocketbert.runtimes import fpga as F
 
 FORMAT, VERSION = "pocketbert-fpga-vectors", 1
-_DTYPES = {8: np.int8, 16: np.int16, 32: np.int32}
+_DTYPES = {8: np.int8, 16: np.int16, 24: np.int32, 32: np.int32}
 
 
 def program_hash(path: Path) -> str:
