@@ -243,7 +243,13 @@ def program(graph: fpga_graph.Graph, seen: dict[str, float], samples: dict) -> t
         "inputs": ["input_ids", "attention_mask"],
         "output": graph.output,
         "rounding": "half-up",
-        "saturation": {"int8": [-128, 127], "int16": [-32768, 32767], "softmax": [0, 255]},
+        "saturation": {
+            "int8": [-128, 127],
+            "int16": [-32768, 32767],
+            "int24": [-(2**23), 2**23 - 1],
+            "softmax": [0, 255],
+        },
+        "accumulators": {"int8 inputs": 32, "int16 inputs": 48},
         "nodes": nodes,
     }
     used = {t for n in nodes for t in _tensor_names(n)} | {"output.scale"}
@@ -266,6 +272,7 @@ def save(prog: dict, tensors: dict[str, np.ndarray], out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     try:
         save_file(tensors, str(tmp), metadata={"program": json.dumps(prog, sort_keys=True)})
+        tmp.chmod(0o644)  # as the bundle's other files (safetensors writes 0600)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -51,6 +51,7 @@ def write(program_path: Path, feeds: list[dict[str, np.ndarray]], out: Path) -> 
         raise UserError(f"'{out}' already exists; give a new directory for the vectors")
     program = F.read_program(Path(program_path))
     tmp = Path(tempfile.mkdtemp(prefix=".vectors-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the vectors are an ordinary directory
     try:
         for i, feed in enumerate(feeds):
             keep = np.asarray(feed["attention_mask"])[0] != 0
