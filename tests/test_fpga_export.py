@@ -247,3 +247,15 @@ def test_fpga_vectors_of_another_program_are_refused(fpga_bundles, tmp_path):
         fpga_vectors.replay(_program_file(fpga_bundles["distilbert"]), out)
     with pytest.raises(UserError, match="already exists"):
         fpga_vectors.write(_program_file(fpga_bundles["bert"]), [_feed(6)], out)
+
+
+def test_format_all_means_the_formats_that_export_every_precision_asked_for():
+    from pocketbert.converters import EXPORTERS
+    from pocketbert.exporter import _formats_for
+
+    assert "fpga" not in _formats_for(
+        ("fp32",), EXPORTERS
+    )  # README's --format all --precision fp32
+    assert {"onnx", "fpga"} <= set(_formats_for(("int8-static",), EXPORTERS))
+    everything = _formats_for(("fp32", "int8-dynamic", "int8-static"), EXPORTERS)
+    assert "fpga" not in everything and "onnx" in everything
