@@ -259,3 +259,27 @@ def test_format_all_means_the_formats_that_export_every_precision_asked_for():
     assert {"onnx", "fpga"} <= set(_formats_for(("int8-static",), EXPORTERS))
     everything = _formats_for(("fp32", "int8-dynamic", "int8-static"), EXPORTERS)
     assert "fpga" not in everything and "onnx" in everything
+
+
+def test_fpga_bundle_predicts_in_a_process_that_cannot_import_torch(fpga_bundles):
+    guard = "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+    code = f"import pocketbert; print(pocketbert.load({str(fpga_bundles['bert'])!r}).predict(['a fine film'])[0]['label'])"
+    out = subprocess.run([sys.executable, "-c", guard + code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("negative", "positive")
+
+
+def test_pocketbert_run_prints_a_label_for_an_fpga_bundle(fpga_bundles):
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pocketbert"),
+            "run",
+            str(fpga_bundles["squeezebert"]),
+            "a fine film",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "a fine film" in out.stdout
