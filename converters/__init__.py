@@ -12,7 +12,12 @@ __all__ = ["EXPORTERS", "ExporterInfo", "register_exporter"]
 
 def __getattr__(name: str):
     if name == "EXPORTERS":
-        from pocketbert.converters import export_executorch, export_onnx, export_tflite  # noqa: F401
+        from pocketbert.converters import (  # noqa: F401
+            export_executorch,
+            export_fpga,
+            export_onnx,
+            export_tflite,
+        )
         from pocketbert.converters.registry import EXPORTERS
 
         globals()["EXPORTERS"] = EXPORTERS

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pocketbert.core.errors import UserError, choices
 from pocketbert.core.threads import check_threads
-from pocketbert.runtimes import executorch, litert, ort  # noqa: F401  (registers runtimes)
+from pocketbert.runtimes import executorch, fpga, litert, ort  # noqa: F401  (registers runtimes)
 from pocketbert.runtimes.registry import RUNTIMES, RuntimeInfo, Session, register_runtime
 
 __all__ = ["RUNTIMES", "RuntimeInfo", "Session", "load", "register_runtime", "runtime_for"]

@@ -98,6 +98,18 @@ def _expand(value, every: tuple) -> tuple:
     return every if "all" in values else tuple(values)
 
 
+def _formats_for(precisions: tuple, exporters: dict) -> tuple:
+    """``--format all``: the formats that export every precision asked for (the fpga
+    integer program has no fp32, so ``--format all --precision fp32`` leaves it out)."""
+    try:
+        configs = [as_config(p) for p in precisions]
+    except UserError:
+        return tuple(exporters)  # ExportOptions names the bad precision
+    return tuple(
+        name for name, info in exporters.items() if all(type(c) in info.handles for c in configs)
+    ) or tuple(exporters)
+
+
 @contextmanager
 def _run_dir() -> Iterator[Path]:
     """One temporary directory for every file of this run, removed on every exit path.
@@ -154,9 +166,10 @@ def export(
     info = preflight(model, task, max_seq_len)  # bad model input is refused before torch loads
     from pocketbert.converters import EXPORTERS
 
+    precisions = _expand(precision, tuple(c() for c in PRECISIONS.values()))
     options = ExportOptions(
-        formats=_expand(format, tuple(EXPORTERS)),
-        precisions=_expand(precision, tuple(c() for c in PRECISIONS.values())),
+        formats=_expand(format, _formats_for(precisions, EXPORTERS)),
+        precisions=precisions,
         task=task,
         max_seq_len=max_seq_len,
         calibration=_calibration_name(calibration),

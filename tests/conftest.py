@@ -87,18 +87,24 @@ def reviews_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fp32_bundle(tiny_models, tmp_path_factory):
     """``fp32_bundle(fmt)``: an fp32 bundle of the tiny BERT classifier (max 32 tokens) in
-    format ``fmt``, exported on first request and shared by the whole session."""
+    format ``fmt``, exported on first request and shared by the whole session (a format
+    with no fp32, e.g. the fpga integer program, passes its own ``precision``)."""
     import pocketbert
 
-    made: dict[str, Path] = {}
+    made: dict[tuple[str, str], Path] = {}
 
-    def get(fmt: str) -> Path:
-        if fmt not in made:
-            out = tmp_path_factory.mktemp("fp32-bundles") / fmt
+    def get(fmt: str, precision: str = "fp32") -> Path:
+        if (fmt, precision) not in made:
+            out = tmp_path_factory.mktemp("fp32-bundles") / f"{fmt}-{precision}"
             pocketbert.export(
-                tiny_models["bert"], out, format=fmt, precision="fp32", max_seq_len=32, quiet=True
+                tiny_models["bert"],
+                out,
+                format=fmt,
+                precision=precision,
+                max_seq_len=32,
+                quiet=True,
             )
-            made[fmt] = out
-        return made[fmt]
+            made[fmt, precision] = out
+        return made[fmt, precision]
 
     return get

@@ -38,7 +38,12 @@ def test_every_precision_config_is_named_in_the_table_and_handled_by_an_exporter
 # ExecuTorch and TFLite exports take from tens of seconds to minutes per architecture: the
 # default run walks ONNX for every architecture and ExecuTorch and TFLite for BERT;
 # `pytest -m slow` walks the rest.
-DEFAULT_RUN = {"onnx": set(ARCHITECTURES), "executorch": {"bert"}, "tflite": {"bert"}}
+DEFAULT_RUN = {
+    "onnx": set(ARCHITECTURES),
+    "fpga": set(ARCHITECTURES),
+    "executorch": {"bert"},
+    "tflite": {"bert"},
+}
 SEQ = 32  # two TFLite length buckets (16, 32): the mechanics of all, at a quarter of the work
 
 

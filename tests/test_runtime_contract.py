@@ -15,7 +15,8 @@ import pytest
 from pocketbert import runtimes
 from pocketbert.core.errors import UserError
 
-FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "executorch": "executorch"}
+FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "executorch": "executorch", "fpga": "fpga"}
+PRECISION = {"fpga": "int8-static"}  # an integer-only program has no fp32
 MAX = 32  # the bundles' max_seq_len
 
 
@@ -28,7 +29,7 @@ def runtime(request) -> str:
 def model_file(runtime, fp32_bundle) -> Path:
     if runtime not in FORMATS:
         pytest.fail(f"runtime '{runtime}' has no export format in the contract suite")
-    bundle = fp32_bundle(FORMATS[runtime])
+    bundle = fp32_bundle(FORMATS[runtime], PRECISION.get(runtime, "fp32"))
     return bundle / json.loads((bundle / "manifest.json").read_text())["model_file"]
 
 

@@ -20,7 +20,7 @@ from pocketbert.core.errors import UserError, choices
 FOREIGN = "foreign file"
 BUNDLE = "bundle"
 # the file suffix of each export format (the device catalog's format names)
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pte": "executorch"}
+FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pte": "executorch", ".fpga": "fpga"}
 ID_RANGE = (5, 100)  # token ids every BERT-family vocabulary has (past [PAD]/[UNK]/[CLS]/...)
 
 
