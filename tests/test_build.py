@@ -154,9 +154,9 @@ def test_kill_during_distill_and_during_export_then_the_same_command_finishes_al
     def done(step: str) -> bool:
         return any((p / "result.json").is_file() for p in (work / "steps").glob(f"{step}-*"))
 
-    _build_until(reference["recipe"], work, "distill squeezebert-tiny …", 1.0)
+    _build_until(reference["recipe"], work, "distill squeezebert-tiny …", 0.5)
     assert not done("distill-squeezebert-tiny"), "killed too late: the distillation had finished"
-    _build_until(reference["recipe"], work, "export squeezebert-tiny-onnx-int8-dynamic …", 1.0)
+    _build_until(reference["recipe"], work, "export squeezebert-tiny-onnx-int8-dynamic …", 0.1)
     assert done("distill-squeezebert-tiny") and not done(
         "export-squeezebert-tiny-onnx-int8-dynamic"
     )
