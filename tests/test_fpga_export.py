@@ -283,3 +283,15 @@ def test_pocketbert_run_prints_a_label_for_an_fpga_bundle(fpga_bundles):
     )
     assert out.returncode == 0, out.stderr
     assert "a fine film" in out.stdout
+
+
+def test_fpga_bundle_vectors_of_real_sentences_replay_and_other_formats_are_refused(
+    fpga_bundles, onnx_bundle, tmp_path
+):
+    from pocketbert.fpga_vectors import replay_vectors, write_vectors
+
+    out = write_vectors(fpga_bundles["distilbert"], SENTENCES, tmp_path / "v")
+    assert replay_vectors(fpga_bundles["distilbert"], out) > 0
+    with pytest.raises(UserError, match="is onnx, not fpga"):
+        write_vectors(onnx_bundle, SENTENCES, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
