@@ -1,13 +1,15 @@
-"""FPGA integer program: int8 weights, int8/int16 activations, integer-only nonlinearities.
+"""FPGA integer program: int8 weights, integer activations, integer-only nonlinearities.
 
-The encoder becomes ``fpga_graph``'s op list; every tensor gets a scale calibrated
-(max |x|) on the export job's calibration text, every weight an int8 per-channel
-encoding, every bias an int32 at S_w * S_a, every change of scale a dyadic (m, shift),
-and GELU, softmax, tanh and LayerNorm their I-BERT integer kernels' constants. The file
-(``.fpga``) is a safetensors file: the integer tensors, plus the program (JSON, in the
-header's ``__metadata__["program"]``); runtimes/fpga.py executes it. Floats exist here
-only while the constants are computed; the program holds one float tensor, the scale
-that turns the final int32 logits back into real values.
+The encoder becomes ``fpga_graph``'s op list; every tensor gets a width (int8 into the
+MACs, int16 into the nonlinear units and LayerNorm outputs, a 24-bit residual stream)
+and a scale calibrated on the export job's calibration text; every weight an int8
+per-channel encoding, every bias an integer at S_w * S_a, every change of scale a
+dyadic (m, shift), and GELU, softmax, tanh and LayerNorm their I-BERT integer kernels'
+constants. The file (``.fpga``) is a safetensors file: the integer tensors, plus the
+program (JSON, in the header's ``__metadata__["program"]``); runtimes/fpga.py executes
+it. Floats exist here only while the constants are computed; the program holds one
+float tensor, the scale that turns the final accumulator back into real values.
+Int8Static's ``dynamic_outliers`` has no meaning here: every layer is static.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ _WANTS = {
 
 def _qmax(bits: int) -> int:
     return (1 << (bits - 1)) - 1
+
+
+def _fit(x, dtype) -> np.ndarray:
+    """``round(x)`` as ``dtype``; a value outside it is a bug here, never a wrap-around."""
+    q = np.round(np.asarray(x, dtype=np.float64))
+    info = np.iinfo(dtype)
+    if q.size and (q.min() < info.min or q.max() > info.max):
+        raise AssertionError(f"a quantized tensor leaves {np.dtype(dtype)}: [{q.min()}, {q.max()}]")
+    return q.astype(dtype)
 
 
 def _dyadic(real: float, in_bits: int) -> tuple[int, int]:
@@ -91,16 +102,14 @@ class _Quantizer:
             table = max(np.abs(w[n["word"]]).max(), np.abs(w[n["pos"]]).max())
             s = table / _qmax(INT16)
             for key in ("word", "pos"):
-                self.tensors[n[key]] = np.round(w[n[key]] / s).astype(np.int16)
+                self.tensors[n[key]] = _fit(w[n[key]] / s, np.int16)
                 q[key] = n[key]
             self._set(out, s, 32, q)
         elif op == "lookup":  # a table read by token id or by position
-            bits = self.out_bits(out)
+            bits = INT8 if self.out_bits(out) == INT8 else INT16  # a table is 8 or 16 bits
             table = w[n["table"]]
             s = max(np.abs(table).max(), 1e-8) / _qmax(bits)
-            self.tensors[n["table"]] = np.round(table / s).astype(
-                np.int8 if bits == 8 else np.int16
-            )
+            self.tensors[n["table"]] = _fit(table / s, np.int8 if bits == 8 else np.int16)
             q["table"] = n["table"]
             self._set(out, s, bits, q)
         elif op == "trigram":
@@ -108,8 +117,8 @@ class _Quantizer:
         elif op == "nonorm":  # MobileBERT's x * gamma + beta, int16 gamma, int32 beta
             gamma = w[n["g"]]
             s_g = max(np.abs(gamma).max(), 1e-8) / _qmax(INT16)
-            self.tensors[n["g"]] = np.round(gamma / s_g).astype(np.int16)
-            self.tensors[n["b"]] = np.round(w[n["b"]] / (s_in[0] * s_g)).astype(np.int32)
+            self.tensors[n["g"]] = _fit(gamma / s_g, np.int16)
+            self.tensors[n["b"]] = _fit(w[n["b"]] / (s_in[0] * s_g), np.int32)
             q.update(g=n["g"], b=n["b"])
             bits = INT16 if self.out_bits(out) in (INT16, INT24) else INT8
             s_out = self.act_scale(out, bits)
@@ -119,8 +128,8 @@ class _Quantizer:
             gamma = w[n["g"]]  # int16: an int8 gamma costs MiniLM 0.006 of cosine per norm
             s_g = max(np.abs(gamma).max(), 1e-8) / _qmax(INT16)
             s_z = 2.0**-K.LAYERNORM_FRACTION * s_g
-            self.tensors[n["g"]] = np.round(gamma / s_g).astype(np.int16)
-            self.tensors[n["b"]] = np.round(w[n["b"]] / s_z).astype(np.int32)
+            self.tensors[n["g"]] = _fit(gamma / s_g, np.int16)
+            self.tensors[n["b"]] = _fit(w[n["b"]] / s_z, np.int32)
             q.update(g=n["g"], b=n["b"], fraction=K.LAYERNORM_FRACTION)
             bits = INT16 if self.out_bits(out) in (INT16, INT24) else INT8
             s_out = self.act_scale(out, bits)
@@ -130,7 +139,7 @@ class _Quantizer:
             weight = w[n["w"]]
             s_w = np.maximum(np.abs(weight).max(1), 1e-8) / 127
             s_acc = s_in[0] * s_w
-            self.tensors[n["w"]] = np.round(weight / s_w[:, None]).astype(np.int8)
+            self.tensors[n["w"]] = _fit(weight / s_w[:, None], np.int8)
             # int8 inputs: int32 accumulators. int16 inputs (the FFN down-projections, read
             # from GELU/ReLU, whose int8 outputs cost MiniLM 0.02 of cosine per layer):
             # 48-bit accumulators, as a DSP48E2's, and a 48-bit bias.
@@ -138,7 +147,7 @@ class _Quantizer:
             bias = np.round(w[n["b"]] / s_acc)
             if np.abs(bias).max() >= 2.0 ** (acc_bits - 1):
                 raise UserError(f"layer {out}: its bias does not fit int{acc_bits} at S_w*S_a")
-            self.tensors[n["b"]] = bias.astype(np.int32 if acc_bits == 32 else np.int64)
+            self.tensors[n["b"]] = _fit(bias, np.int32 if acc_bits == 32 else np.int64)
             q.update(w=n["w"], b=n["b"], acc_bits=acc_bits)
             bits = self.out_bits(out)
             if bits == 32:  # the program's output: int32, back to real values at the end

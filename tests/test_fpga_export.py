@@ -283,3 +283,49 @@ def test_pocketbert_run_prints_a_label_for_an_fpga_bundle(fpga_bundles):
     )
     assert out.returncode == 0, out.stderr
     assert "a fine film" in out.stdout
+
+
+def test_fpga_bundle_vectors_of_real_sentences_replay_and_other_formats_are_refused(
+    fpga_bundles, onnx_bundle, tmp_path
+):
+    from pocketbert.fpga_vectors import replay_vectors, write_vectors
+
+    out = write_vectors(fpga_bundles["distilbert"], SENTENCES, tmp_path / "v")
+    assert replay_vectors(fpga_bundles["distilbert"], out) > 0
+    with pytest.raises(UserError, match="is onnx, not fpga"):
+        write_vectors(onnx_bundle, SENTENCES, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_fpga_exports_mobilebert_with_layernorm_instead_of_nonorm(tmp_path):
+    from random_models import save_random_model
+
+    src = save_random_model("mobilebert", tmp_path / "mb", normalization_type="layer_norm")
+    out = tmp_path / "fpga"
+    pocketbert.export(src, out, format="fpga", precision="int8-static", max_seq_len=32, quiet=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] is True
+    ops = {n["op"] for n in F.read_program(_program_file(out)).nodes}
+    assert "layernorm" in ops and "nonorm" not in ops and "trigram" in ops
+
+
+@pytest.mark.parametrize("arch", FPGA_ARCHITECTURES)
+def test_fpga_integer_logits_follow_the_float_graph_closely(fpga_bundles, tiny_models, arch):
+    """Stronger than the argmax gate on random weights: the integer program's logits
+    against the float graph's, per sentence (a wrapped tensor shows up here)."""
+    from pocketbert.converters import fpga_graph
+    from pocketbert.converters.model import export_ready, load_model
+
+    graph = fpga_graph.build(
+        export_ready(load_model(str(tiny_models[arch]), "classification")), "classification"
+    )
+    program = F.read_program(_program_file(fpga_bundles[arch]))
+    encoder = pocketbert.load(fpga_bundles[arch]).encoder
+    for text in SENTENCES:
+        feed = encoder.feed(text)
+        keep = feed["attention_mask"][0] != 0
+        ids = feed["input_ids"][0][keep]
+        got = program.run_row(ids, np.ones(len(ids))).ravel()
+        ref = fpga_graph.run_float(graph, ids, np.ones(len(ids))).ravel()
+        # measured: at most 0.034 of the largest logit on these tiny models
+        assert np.abs(got - ref).max() <= 0.06 * max(np.abs(ref).max(), 1.0), (text, got, ref)
