@@ -28,6 +28,7 @@ from pocketbert.converters.registry import register_exporter
 from pocketbert.converters.spec import Exported, ExportSpec
 from pocketbert.core.errors import UserError
 from pocketbert.runtimes import fpga_kernels as K
+from pocketbert.runtimes.fpga import node_tensors
 
 FORMAT, VERSION = "pocketbert-fpga", 1
 INT8, INT16, INT24 = 8, 16, 24
@@ -261,17 +262,8 @@ def program(graph: fpga_graph.Graph, seen: dict[str, float], samples: dict) -> t
         "accumulators": {"int8 inputs": 32, "int16 inputs": 48},
         "nodes": nodes,
     }
-    used = {t for n in nodes for t in _tensor_names(n)} | {"output.scale"}
+    used = {t for n in nodes for t in node_tensors(n)} | {"output.scale"}
     return prog, {k: v for k, v in qz.tensors.items() if k in used}
-
-
-def _tensor_names(node: dict):
-    for key in ("word", "pos", "table", "w", "b", "g"):
-        if key in node:
-            yield node[key]
-    for prefix in node.get("requant", ()):
-        yield f"{prefix}.m"
-        yield f"{prefix}.shift"
 
 
 def save(prog: dict, tensors: dict[str, np.ndarray], out: Path) -> None:

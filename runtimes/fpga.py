@@ -235,13 +235,14 @@ def read_program(path: Path) -> Program:
             f"'{path}' uses op(s) {', '.join(map(str, unknown))} this runtime does not have; "
             f"it runs: {', '.join(OPS)}"
         )
-    missing = sorted(t for n in prog["nodes"] for t in _needs(n) if t not in tensors)
+    missing = sorted(t for n in prog["nodes"] for t in node_tensors(n) if t not in tensors)
     if missing or "output.scale" not in tensors:
         raise not_a_model_error(path, "fpga", f"tensors missing: {missing or ['output.scale']}")
     return Program(prog, tensors)
 
 
-def _needs(node: dict):
+def node_tensors(node: dict):
+    """The names of the tensors a program node reads (its constants and requant pairs)."""
     for key in ("word", "pos", "table", "w", "b", "g"):
         if key in node:
             yield node[key]
