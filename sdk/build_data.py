@@ -7,13 +7,13 @@ whole or not at all, with the recipe's column names, label names and seed alread
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from pocketbert.core.data import LabelledData, load_data
+from pocketbert.core.files import write_csv_atomic
 from pocketbert.recipe import EXAMPLES, Recipe
 
 SPLITS = ("train", "validation", "test")
@@ -53,10 +53,7 @@ def _write_splits(data: LabelledData, out: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for split in SPLITS:
-        with (tmp / f"{split}.csv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "label"])
-            writer.writerows(getattr(data, split))
+        write_csv_atomic(tmp / f"{split}.csv", ["text", "label"], getattr(data, split))
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
 
@@ -69,12 +66,8 @@ def _examples_csv(folder: Path) -> Path:
     path = folder / "rotten_tomatoes.csv"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "label"])
-            writer.writerows((t, LABEL_NAMES[y]) for t, y in movie_reviews("rotten_tomatoes"))
-        tmp.replace(path)
+        rows = ((t, LABEL_NAMES[y]) for t, y in movie_reviews("rotten_tomatoes"))
+        write_csv_atomic(path, ["text", "label"], rows)
     return path
 
 

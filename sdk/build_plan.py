@@ -86,7 +86,7 @@ def plan(b: Build, data_root: Path) -> None:
                 exported.append(name)
     from pocketbert.devices import catalog_path, load_devices
 
-    catalog = load_devices(catalog_path(None))
+    catalog = b.context["catalog"] = load_devices(catalog_path(None))
     for target in r.devices:
         device = catalog[target.id]
         reads = {

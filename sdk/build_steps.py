@@ -8,6 +8,7 @@ so a build does exactly what a script calling those verbs would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -97,7 +98,6 @@ def model_dir(run: StepRun, step: str | None) -> Path | str:
 def export(run: StepRun) -> dict:
     import pocketbert
     from pocketbert.build_plan import model_step
-    from pocketbert.exporter import ExportFailed
 
     reads = run.step.reads
     source = model_dir(run, model_step(reads["model"]))
@@ -112,7 +112,7 @@ def export(run: StepRun) -> dict:
             max_seq_len=reads["max_seq_len"],
             quiet=run.build.progress.quiet,
         )
-    except (ExportFailed, UserError) as exc:
+    except UserError as exc:  # ExportFailed too: the bundle missed its gate
         return {"status": "failed", "error": first_line(exc)}
     return {
         "status": "ok",
@@ -162,7 +162,8 @@ def evaluate(run: StepRun) -> dict:
     lineage = _lineage(run, export_step, exported, figures)
     staged = run.out / f".{BUNDLE}.partial"
     shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(source, staged)
+    shutil.copytree(source, staged, copy_function=os.link)  # the files, not copies of them
+    (staged / MANIFEST).unlink()  # a new manifest, not the export's own rewritten
     write_manifest(staged, {**manifest, "lineage": lineage})
     final = run.out / BUNDLE
     shutil.rmtree(final, ignore_errors=True)
@@ -213,10 +214,8 @@ def _lineage(run: StepRun, export_step: str, exported: dict, figures: dict) -> d
 def profile(run: StepRun) -> dict:
     """One bundle on one device: measured, or estimated where the recipe says so or, with
     ``measure: auto``, where the device cannot be reached (said in the result's warnings)."""
-    from pocketbert.devices import catalog_path, load_devices
-
     reads = run.step.reads
-    device = load_devices(catalog_path(None))[reads["device"]]
+    device = run.build.context["catalog"][reads["device"]]
     (evaluate_step,) = run.step.after
     evaluated = run.result(evaluate_step)
     bundle = run.folder(evaluate_step) / evaluated["bundle"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.core.errors import UserError
+from pocketbert.core.files import write_text_atomic
 from pocketbert.core.progress import Progress
 from pocketbert.recipe import VERSION, Recipe
 
@@ -122,10 +122,7 @@ class Build:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write ``path`` whole or not at all (a sibling file renamed over it)."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def open_work(work: Path, recipe: Recipe) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
+from pocketbert.core.files import write_text_atomic
 from pocketbert.pipeline import Build
 from pocketbert.report_html import render
 from pocketbert.selection import teacher_accuracy
@@ -133,12 +133,6 @@ def write_report(b: Build, selections: dict, timing: list[dict], wall_s: float) 
     report = build_report(b, selections, timing, wall_s)
     paths = {"report_json": str(b.work / REPORT_JSON), "report_html": str(b.work / REPORT_HTML)}
     report.update(paths)
-    _atomic(b.work / REPORT_HTML, render(report))
-    _atomic(b.work / REPORT_JSON, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(b.work / REPORT_HTML, render(report))
+    write_text_atomic(b.work / REPORT_JSON, json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -11,9 +11,7 @@ so that every command of the README's tour runs as written on a fresh install.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 from pathlib import Path
 
 LABEL_NAMES = {"0": "negative", "1": "positive"}
@@ -22,6 +20,7 @@ MODEL_LINK = "all-MiniLM-L6-v2"
 
 def write_examples(out: Path) -> dict[str, str]:
     from pocketbert.core.errors import UserError
+    from pocketbert.core.files import write_csv_atomic, write_text_atomic
     from pocketbert.examples import minilm_path, movie_reviews, sample_sentences
     from pocketbert.recipe import DEFAULT_RECIPE
 
@@ -34,10 +33,12 @@ def write_examples(out: Path) -> dict[str, str]:
                 raise UserError(f"'{link}' exists and is not the example model; give another -o")
         else:
             link.symlink_to(model, target_is_directory=True)
-        _atomic_csv(out / "reviews.csv", [(t, LABEL_NAMES[lab]) for t, lab in rows])
+        write_csv_atomic(
+            out / "reviews.csv", ["text", "label"], [(t, LABEL_NAMES[lab]) for t, lab in rows]
+        )
         sentences = "".join(f"{s}\n" for s in sample_sentences(200, seed=3))
-        _atomic_write(out / "sentences.txt", sentences)
-        _atomic_write(out / "recipe.yaml", DEFAULT_RECIPE.read_text(encoding="utf-8"))
+        write_text_atomic(out / "sentences.txt", sentences)
+        write_text_atomic(out / "recipe.yaml", DEFAULT_RECIPE.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(
             f"cannot write the examples into '{out}' ({exc.strerror}); give a writable -o"
@@ -49,21 +50,6 @@ def write_examples(out: Path) -> dict[str, str]:
         "recipe": str(out / "recipe.yaml"),
         "rows": str(len(rows)),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _atomic_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
