@@ -153,7 +153,7 @@ def _software(value: dict, bad) -> dict[str, Any]:
     for key, item in value.items():
         if key == "python":
             if not isinstance(item, str):
-                raise bad("software", f"python is {item!r}; give a version string such as \"3.11\"")
+                raise bad("software", f'python is {item!r}; give a version string such as "3.11"')
             out[key] = item
         elif key in FORMATS:
             if not isinstance(item, list) or not all(isinstance(v, str) for v in item):

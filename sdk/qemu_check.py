@@ -28,6 +28,27 @@ TIMEOUT_S = 1800
 NOT_BOARD_TIME = "the check's own time on this host under qemu, not a figure for the board"
 
 
+# What this check found a board's runtime cannot run, by (format, precision, requirement).
+# The build refuses these combinations before any work; tests/test_board_emulation.py runs
+# each one under emulation, so a runtime release that starts running the file fails it.
+REFUSALS = {
+    ("tflite", "int8-static", "tflite-runtime==2.14.0"): (
+        "tflite-runtime 2.14.0, whose aarch64 build crashes (SIGSEGV in invoke, under qemu) "
+        "on pocketbert's int8-static TFLite files (static int8 FULLY_CONNECTED from "
+        "ai-edge-quantizer), which its x86-64 build and ai-edge-litert 2.3 on aarch64 run"
+    ),
+}
+
+
+def refusal(device, fmt: str, precision: str) -> str | None:
+    """Why ``device``'s software cannot run ``fmt`` bundles at ``precision`` (REFUSALS)."""
+    for requirement in device.software.get(fmt, []):
+        reason = REFUSALS.get((fmt, precision, requirement.replace(" ", "")))
+        if reason:
+            return reason
+    return None
+
+
 def emulable(catalog: dict) -> list[str]:
     return sorted(d.id for d in catalog.values() if d.software)
 
@@ -38,7 +59,9 @@ def board(device_id: str, catalog_file: str | Path | None = None):
 
     catalog = load_devices(catalog_path(catalog_file))
     if device_id not in catalog:
-        raise UserError(f"no device '{device_id}' in the catalog; choose one of: {choices(catalog)}")
+        raise UserError(
+            f"no device '{device_id}' in the catalog; choose one of: {choices(catalog)}"
+        )
     device = catalog[device_id]
     if not device.software:
         raise UserError(
@@ -110,7 +133,7 @@ def check_on_board(
         "precision": manifest["precision"],
         "requirements": reqs,
         "texts": len(texts),
-        "emulation": f"qemu-user aarch64, Debian bookworm python{python}",
+        "emulation": f"qemu-user aarch64 ({device.cpu.get('core') or 'default cpu'}), Debian bookworm python{python}",
     }
     with tempfile.TemporaryDirectory(prefix="pocketbert-qemu-") as scratch:
         work = Path(scratch)
@@ -126,8 +149,9 @@ def check_on_board(
             "PATH": "/usr/bin:/bin",
             "OMP_NUM_THREADS": "1",
         }
-        command = [*python_command(root), "-m", "pocketbert.qemu_child", str(path)]
-        command += [str(work / "texts.json"), str(work / "out.npy")]
+        core = device.cpu.get("core")
+        command = [*python_command(root, core), "-m", "pocketbert.qemu_child", str(path)]
+        command += [str(work / n) for n in ("texts.json", "out.npy", "fault.txt")]
         say(f"running {path.name} on emulated {device_id} software ({', '.join(reqs)})")
         try:
             done = subprocess.run(
@@ -141,7 +165,9 @@ def check_on_board(
                 error=f"no answer within {timeout_s:.0f} s under qemu",
             )
         if done.returncode != 0 or not (work / "out.npy").is_file():
-            return _finish(record, started, status="does not run", error=_failure(done))
+            fault = work / "fault.txt"
+            trace = fault.read_text(errors="replace") if fault.is_file() else ""
+            return _finish(record, started, status="does not run", error=_failure(done, trace))
         board_out = np.load(work / "out.npy")
         record["software"] = json.loads(done.stdout.strip().splitlines()[-1])
     return _finish(record, started, **_compare(host, board_out, manifest))
@@ -171,16 +197,32 @@ def _compare(host: np.ndarray, board_out: np.ndarray, manifest: dict) -> dict:
     return {"status": "passed" if passed else "failed", "parity": {**figures, "gate": rule}}
 
 
-def _failure(done: subprocess.CompletedProcess) -> str:
-    """The runtime's own complaint: the last exception line of the child's traceback."""
+def _failure(done: subprocess.CompletedProcess, trace: str = "") -> str:
+    """The runtime's own complaint: the last exception line of the child's traceback, or
+    where it crashed (``trace``: faulthandler's dump)."""
     lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ":" in ln and ln.split(":", 1)[0].endswith(("Error", "Exception"))]
+    errors = [
+        ln for ln in lines if ":" in ln and ln.split(":", 1)[0].endswith(("Error", "Exception"))
+    ]
     if errors:
         return errors[-1][:400]
+    dumped = [ln.strip() for ln in trace.splitlines()]
+    frames = [ln for ln in dumped if ln.startswith("File ")]
+    if frames:  # faulthandler's dump, innermost frame first
+        where = frames[0].split('"')[1] if '"' in frames[0] else frames[0]
+        inside = "/".join(Path(where).parts[-2:])
+        fault = next((ln for ln in dumped if ln.startswith("Fatal Python error")), "a crash")
+        what = fault.removeprefix("Fatal Python error: ")
+        return f"{what} in {inside} ({frames[0].rsplit(' in ', 1)[-1]}) under qemu"
     if done.returncode < 0:
         return f"the emulated Python died (signal {-done.returncode})"
     return first_line(Exception(lines[-1] if lines else f"exit code {done.returncode}"))[:400]
 
 
 def _finish(record: dict, started: float, **fields) -> dict:
-    return {**record, **fields, "check_s": round(time.perf_counter() - started, 1), "check_s_is": NOT_BOARD_TIME}
+    return {
+        **record,
+        **fields,
+        "check_s": round(time.perf_counter() - started, 1),
+        "check_s_is": NOT_BOARD_TIME,
+    }

@@ -1,12 +1,13 @@
 """Run inside the emulated board's Python: load a bundle with pocketbert's own torch-free
 code, run texts through it, save the outputs. ``python -m pocketbert.qemu_child BUNDLE
-TEXTS.json OUT.npy`` prints one JSON line: the interpreter and the runtime it used.
+TEXTS.json OUT.npy FAULT.txt`` prints one JSON line: the interpreter and the runtime it used.
 
 This module imports only what a board has (numpy, tokenizers, the runtime).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import platform
@@ -14,7 +15,11 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    bundle, texts_file, out_file = argv
+    bundle, texts_file, out_file, fault_file = argv
+    import faulthandler
+
+    fault = open(fault_file, "w")  # noqa: SIM115 (open until the process ends)
+    faulthandler.enable(fault)  # a crash inside the runtime says where (fd 2 may be muted)
     import numpy as np
 
     from pocketbert.predict import load
@@ -31,10 +36,8 @@ def main(argv: list[str]) -> int:
     os.replace(out_file + ".partial", out_file)
     runtimes = {}
     for dist in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "executorch", "tokenizers"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             runtimes[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     loaded = [m for m in ("ai_edge_litert", "tflite_runtime", "onnxruntime") if m in sys.modules]
     print(
         json.dumps(

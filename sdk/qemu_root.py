@@ -20,6 +20,7 @@ import hashlib
 import json
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -91,7 +92,7 @@ def ensure_root(python: str = PYTHON, say: Callable[[str], None] = print) -> Pat
         raise UserError(
             f"the emulated board check runs Python {PYTHON} (Debian {SUITE}'s arm64 python3); "
             f"a board on Python {python} cannot be emulated here: set its devices.yaml "
-            f"software.python to \"{PYTHON}\", or check it on the board itself"
+            f'software.python to "{PYTHON}", or check it on the board itself'
         )
     root = root_path(python)
     with locked(root):
@@ -282,7 +283,9 @@ def build_root(root: Path, say: Callable[[str], None] = print) -> None:
             "packages with it: run `apt-get install dpkg` (Debian/Ubuntu)"
         )
     base = mirror()
-    say(f"building the emulated aarch64 root (Debian {SUITE} python{PYTHON}, ~70 MB, about a minute) in {root}")
+    say(
+        f"building the emulated aarch64 root (Debian {SUITE} python{PYTHON}, ~70 MB, about a minute) in {root}"
+    )
     index = packages_index(base)
     names = resolve(index, ROOTS)
     tmp = staging(root)
@@ -320,9 +323,28 @@ def build_root(root: Path, say: Callable[[str], None] = print) -> None:
 
 
 def _mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+    return (
+        sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+    )
 
 
-def python_command(root: Path) -> list[str]:
-    """The argv prefix that runs the root's python3.11 under qemu."""
-    return [qemu_path(), "-L", str(root), str(root / "usr" / "bin" / f"python{PYTHON}")]
+def qemu_cpu(core: str | None) -> str | None:
+    """qemu's model of the board's core ("Cortex-A72" -> cortex-a72), where qemu has one."""
+    found = re.search(r"cortex-a\d+", (core or "").lower())
+    if not found:
+        return None
+    listed = subprocess.run([qemu_path(), "-cpu", "help"], capture_output=True, text=True).stdout
+    return found.group(0) if found.group(0) in listed.split() else None
+
+
+def python_command(root: Path, core: str | None = None) -> list[str]:
+    """The argv prefix that runs the root's python3.11 under qemu (as the board's core
+    where qemu models it: its instruction set, e.g. no dot-product on a Cortex-A72)."""
+    cpu = qemu_cpu(core)
+    return [
+        qemu_path(),
+        *(["-cpu", cpu] if cpu else []),
+        "-L",
+        str(root),
+        str(root / "usr" / "bin" / f"python{PYTHON}"),
+    ]

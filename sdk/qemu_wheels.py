@@ -20,7 +20,15 @@ from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
 from pocketbert.core.errors import UserError
-from pocketbert.qemu_root import PYTHON, check_tree, discard, emulation_dir, locked, staging, write_stamp
+from pocketbert.qemu_root import (
+    PYTHON,
+    check_tree,
+    discard,
+    emulation_dir,
+    locked,
+    staging,
+    write_stamp,
+)
 
 # bookworm's glibc is 2.36: manylinux wheels up to that run in the emulated root.
 PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{v}_aarch64" for v in range(17, 37)))
@@ -49,7 +57,9 @@ def _requirement_lines(extra: str | None) -> list[str]:
     for line in lines:
         spec, _, marker = line.partition(";")
         marker = marker.replace(" ", "")
-        if (not marker and extra is None) or (extra and marker in (f'extra=="{extra}"', f"extra=='{extra}'")):
+        if (not marker and extra is None) or (
+            extra and marker in (f'extra=="{extra}"', f"extra=='{extra}'")
+        ):
             out.append(spec.strip())
     return out
 
@@ -70,7 +80,9 @@ def set_path(reqs: list[str], python: str = PYTHON) -> Path:
     return emulation_dir() / f"wheels-py{python}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def ensure_wheels(reqs: list[str], python: str = PYTHON, say: Callable[[str], None] = print) -> Path:
+def ensure_wheels(
+    reqs: list[str], python: str = PYTHON, say: Callable[[str], None] = print
+) -> Path:
     """The cached aarch64 wheel set for ``reqs`` (fetched, or fetched again when corrupt)."""
     folder = set_path(reqs, python)
     with locked(folder):
