@@ -33,9 +33,9 @@ NOT_BOARD_TIME = "the check's own time on this host under qemu, not a figure for
 # each one under emulation, so a runtime release that starts running the file fails it.
 REFUSALS = {
     ("tflite", "int8-static", "tflite-runtime==2.14.0"): (
-        "tflite-runtime 2.14.0, whose aarch64 build crashes (SIGSEGV in invoke, under qemu) "
-        "on pocketbert's int8-static TFLite files (static int8 FULLY_CONNECTED from "
-        "ai-edge-quantizer), which its x86-64 build and ai-edge-litert 2.3 on aarch64 run"
+        "tflite-runtime 2.14.0, whose aarch64 build crashes (SIGSEGV in invoke, under qemu) on "
+        "pocketbert's int8-static TFLite files, which its x86-64 build and ai-edge-litert 2.3 "
+        "on aarch64 run"
     ),
 }
 
