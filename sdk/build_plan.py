@@ -109,6 +109,51 @@ def plan(b: Build, data_root: Path) -> None:
                 continue
             after = (f"evaluate {n}",)
             b.add(Step(profile_step(target.id, n), "profile", reads, after, steps.profile))
+        plan_emulated(b, device, exported)
+
+
+def plan_emulated(b: Build, device, exported: list[str]) -> None:
+    """A board's bundles on its own software under qemu-user (``pocketbert verify --on``):
+    a step per bundle in a format it runs; a note instead where that cannot be done here."""
+    from pocketbert.qemu_check import refusal
+    from pocketbert.qemu_root import INSTALL_QEMU, QEMU
+    from pocketbert.qemu_wheels import NOT_EMULATED
+
+    if device.kind != "board" or not device.software:
+        return
+    runs = []
+    for n in exported:
+        reads = b.steps[f"export {n}"].reads
+        if reads["format"] not in device.formats:
+            continue
+        refused = refusal(device, reads["format"], reads["precision"])
+        if refused:
+            raise UserError(
+                f"{b.recipe.source}: {device.id} runs {refused}; drop {reads['precision']} "
+                f"from export.precisions (or {reads['format']} from export.formats), or the device"
+            )
+        if reads["format"] in NOT_EMULATED:
+            _note(b, f"{device.id}: {NOT_EMULATED[reads['format']]}")
+            continue
+        runs.append(n)
+    if runs and not _qemu_installed():
+        _note(
+            b,
+            f"{device.id}: the emulated board check was skipped: {QEMU} is not installed "
+            f"(`{INSTALL_QEMU}`)",
+        )
+        return
+    for n in runs:
+        reads = {"device": device.id, "software": device.software, "cpu": device.cpu}
+        b.add(Step(f"emulate {device.id} {n}", "emulate", reads, (f"evaluate {n}",), steps.emulate))
+
+
+def _qemu_installed() -> bool:
+    import shutil
+
+    from pocketbert.qemu_root import QEMU
+
+    return shutil.which(QEMU) is not None
 
 
 def _note(b: Build, line: str) -> None:

@@ -259,3 +259,31 @@ def _profile_row(bundle: Path, device: str, estimate: bool, opts: dict) -> dict:
         "memory_mb": mem.get("model_peak_delta_mb"),
         "warnings": rec.get("warnings", []),
     }
+
+
+def emulate(run: StepRun) -> dict:
+    """One bundle on a board's own software under qemu-user; a correctness check against the
+    host's run (never a timing). A bundle that does not run there is failed on that board."""
+    from pocketbert.qemu_check import check_on_board
+
+    device = run.step.reads["device"]
+    (evaluate_step,) = run.step.after
+    evaluated = run.result(evaluate_step)
+    name = evaluate_step.removeprefix("evaluate ")
+    if evaluated["status"] != "ok":
+        return {"device": device, "status": "not checked", "warnings": []}
+    bundle = run.folder(evaluate_step) / evaluated["bundle"]
+    try:
+        record = check_on_board(bundle, device, say=run.build.progress.say)
+    except UserError as exc:  # a wheel the board cannot have, no network: said, not fatal
+        line = f"{device} {name}: not checked on the emulated board ({first_line(exc)})"
+        return {"device": device, "status": "not checked", "warnings": [line]}
+    warnings = []
+    if record["status"] == "does not run":
+        warnings.append(
+            f"{device} {name}: does not run on the board's software (emulated): {record['error']}"
+        )
+    elif record["status"] == "failed":
+        why = record.get("error") or record["parity"]["gate"] + " missed"
+        warnings.append(f"{device} {name}: emulated board outputs differ from the host's ({why})")
+    return {"device": device, "status": record["status"], "record": record, "warnings": warnings}

@@ -28,6 +28,7 @@ _KNOWN = {
     "transport",
     "connect",
     "fpga",
+    "software",
     *_NUMBERS,
 }
 
@@ -47,6 +48,7 @@ class Device:
     ram_gb: float | None = None
     connect: dict[str, Any] = field(default_factory=dict)
     fpga: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, Any] = field(default_factory=dict)  # what its Python installs
 
     @property
     def threads(self) -> int | None:
@@ -121,7 +123,7 @@ def _check_entry(entry: Any, where: str) -> Device:
             isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
         ):
             raise bad(key, f"is {value!r}; give a positive number (or leave it out)")
-    for key in ("cpu", "connect", "fpga"):
+    for key in ("cpu", "connect", "fpga", "software"):
         if not isinstance(entry.get(key) or {}, dict):
             raise bad(key, "must be a mapping")
     if entry["transport"] == "emulated" and not (
@@ -140,8 +142,26 @@ def _check_entry(entry: Any, where: str) -> Device:
         cpu=dict(entry.get("cpu") or {}),
         connect=dict(entry.get("connect") or {}),
         fpga=dict(entry.get("fpga") or {}),
+        software=_software(entry.get("software") or {}, bad),
         **{k: (float(entry[k]) if entry.get(k) is not None else None) for k in _NUMBERS},
     )
+
+
+def _software(value: dict, bad) -> dict[str, Any]:
+    """``software``: python (a version string) and, per format, the runtime requirements."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "python":
+            if not isinstance(item, str):
+                raise bad("software", f'python is {item!r}; give a version string such as "3.11"')
+            out[key] = item
+        elif key in FORMATS:
+            if not isinstance(item, list) or not all(isinstance(v, str) for v in item):
+                raise bad("software", f"{key} must be a list of pip requirements")
+            out[key] = list(item)
+        else:
+            raise bad("software", f"names '{key}'; give python and formats: {choices(FORMATS)}")
+    return out
 
 
 def load_devices(path: str | Path | None = None) -> dict[str, Device]:

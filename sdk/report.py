@@ -87,6 +87,8 @@ def collect_warnings(b: Build, bundles: list[dict]) -> list[str]:
     out += b.context.get("notes", [])
     estimated = set()
     for step in b.steps.values():
+        if step.kind == "emulate":  # the board's own software under qemu (a check, not a timing)
+            out += b.results[step.name]["warnings"]
         if step.kind != "profile":
             continue
         device, result = step.reads["device"], b.results[step.name]

@@ -45,6 +45,10 @@ def candidates(b: Build, device: str) -> list[dict]:
         name = evaluate_step.removeprefix("evaluate ")
         evaluated, prof = b.results[evaluate_step], b.results[step.name]["row"]
         row = {"bundle": name, "status": prof["status"], "error": prof.get("error")}
+        emulated = b.results.get(f"emulate {device} {name}", {})
+        if emulated.get("status") in ("does not run", "failed") and prof["status"] == "ok":
+            row.update(status="failed", error=emulated["warnings"][0])  # not on this board
+            prof = {"status": "failed"}
         if prof["status"] == "ok":
             acc = evaluated["test_accuracy"]
             row.update(

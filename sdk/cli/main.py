@@ -310,11 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     from pocketbert.cli.distill import add_parsers as add_distill_parsers
     from pocketbert.cli.examples import add_parsers as add_examples_parsers
     from pocketbert.cli.lab import add_parsers as add_lab_parsers
+    from pocketbert.cli.verify import add_parsers as add_verify_parsers
 
     add_distill_parsers(sub, common)
     add_lab_parsers(sub, common)
     add_examples_parsers(sub, common)
     add_build_parsers(sub, common)
+    add_verify_parsers(sub, common)
     return parser
 
 
