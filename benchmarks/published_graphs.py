@@ -82,6 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path.home() / ".cache/pocketbert/published")
     parser.add_argument("--only", default=None, help="comma-separated model names")
+    parser.add_argument(
+        "--count-only", action="store_true", help="count the graphs already written; export none"
+    )
     args = parser.parse_args()
     import torch
     import yaml
@@ -96,17 +99,23 @@ def main() -> None:
         if args.only and name not in args.only.split(","):
             continue
         start = time.perf_counter()
-        model = model_dir(args.out, name, table["models"][name])
+        model = args.out / "models" / name
+        if not args.count_only:
+            model = model_dir(args.out, name, table["models"][name])
         suffix = ".tflite" if graph == "tflite" else ""
-        path = GRAPHS[graph](model, seq, args.out / "graphs" / f"{name}-{graph}-{seq}{suffix}")
+        path = args.out / "graphs" / f"{name}-{graph}-{seq}{suffix}"
+        if args.count_only and not (path.is_file() or (path / "manifest.json").is_file()):
+            continue
+        path = GRAPHS[graph](model, seq, path)
         work = count_file(path, seq)
         counts[f"{name}/{graph}/{seq}"] = work.to_dict()
         tmp = COUNTS.with_suffix(".part")
-        tmp.write_text(json.dumps(dict(sorted(counts.items())), indent=1) + "\n")
+        lines = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(counts.items())]
+        tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
         tmp.replace(COUNTS)
         print(
             f"{name} {graph} seq {seq}: {work.gemm_flops / 1e9:.2f} GFLOP in GEMMs, "
-            f"{work.ops} ops, {time.perf_counter() - start:.0f}s",
+            f"{work.total_ops} ops, {time.perf_counter() - start:.0f}s",
             flush=True,
         )
 

@@ -64,8 +64,8 @@ def _schema():
     return schema
 
 
-def _subgraph(model, seq: int) -> tuple[int, int]:
-    """(subgraph index, its length) that ``seq`` tokens run in."""
+def _subgraph(model, seq: int | None) -> tuple[int, int | None]:
+    """(subgraph index, its length) that ``seq`` tokens run in (None: the longest)."""
     sigs = []
     for i in range(model.SignatureDefsLength()):
         sig = model.SignatureDefs(i)
@@ -74,12 +74,12 @@ def _subgraph(model, seq: int) -> tuple[int, int]:
             sigs.append((int(key[4:]), sig.SubgraphIndex()))
     if not sigs:
         return 0, seq
-    fits = sorted(s for s in sigs if s[0] >= seq) or [max(sigs)]
+    fits = sorted(s for s in sigs if seq is not None and s[0] >= seq) or [max(sigs)]
     length, index = fits[0]
     return index, length
 
 
-def count(path: Path, seq: int) -> list[OpCost]:
+def count(path: Path, seq: int | None) -> list[OpCost]:
     """One :class:`OpCost` per operator of the subgraph ``seq`` tokens run in."""
     schema = _schema()
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
