@@ -179,7 +179,10 @@ def estimate(acc: Accelerator, layers: list[Layer]) -> dict:
         ddr_bytes = layer.table_bytes + (0 if resident else layer.weight_bytes)
         compute_s, ddr_s = (gemm + vector) / hz, ddr_bytes / ddr
         seconds = max(compute_s, ddr_s)
-        bound = "ddr" if ddr_s > compute_s else ("array" if gemm >= vector else "vector")
+        if ddr_s > compute_s:
+            bound = "ddr"
+        else:
+            bound = "array" if gemm and gemm >= vector else ("vector" if vector else "-")
         total_s += seconds
         busy_cycles += gemm
         rows.append(
@@ -209,7 +212,8 @@ def estimate(acc: Accelerator, layers: list[Layer]) -> dict:
     ms = total_s * 1e3
     by_bound: dict[str, float] = {}
     for r in rows:
-        by_bound[r["bound"]] = by_bound.get(r["bound"], 0.0) + r["ms"]
+        if r["bound"] != "-":  # an op with no work (cls)
+            by_bound[r["bound"]] = by_bound.get(r["bound"], 0.0) + r["ms"]
     return {
         "estimate_ms": round(ms, 4),
         "throughput_per_s": round(1e3 / ms, 2),  # one sentence at a time, ops in sequence
