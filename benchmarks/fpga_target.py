@@ -86,6 +86,12 @@ def _bundle_labels(bundle: Path, texts: list[str]) -> tuple[list[str], float]:
     return labels, (time.perf_counter() - start) * 1e3 / len(texts)
 
 
+def _say(message: str) -> None:
+    import sys
+
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
 def _acc(pred: list[str], gold: list[str]) -> float:
     return float(np.mean([p == g for p, g in zip(pred, gold, strict=True)]))
 
@@ -97,11 +103,13 @@ def _model_row(name: str, model_dir: Path, test, root: Path, args) -> dict:
 
     texts, gold = [t for t, _ in test], [y for _, y in test]
     seq = args.max_seq_len
+    _say(f"{name}: torch fp32 on {len(texts)} sentences")
     fp32 = _torch_labels(model_dir, texts, seq)
     bundles = {}
     for fmt, precision in (("onnx", "int8-dynamic"), ("fpga", "int8-static")):
         out = root / f"{model_dir.name}-{fmt}"
         if not out.exists():
+            _say(f"{name}: export {fmt} {precision}")
             pocketbert.export(
                 str(model_dir),
                 out,
@@ -112,6 +120,7 @@ def _model_row(name: str, model_dir: Path, test, root: Path, args) -> dict:
                 allow_parity_failure=True,
             )
         bundles[fmt] = out
+    _say(f"{name}: int8 ONNX and integer fpga predictions, host profile, zcu104 estimate")
     onnx, _ = _bundle_labels(bundles["onnx"], texts)
     integer, emulator_ms = _bundle_labels(bundles["fpga"], texts)
     (host,) = pocketbert.profile(
@@ -224,6 +233,7 @@ def main() -> None:
     data = _data(root)
     teacher = Path(args.teacher) if args.teacher else root / "teacher"
     if not args.teacher and not (teacher / "config.json").exists():
+        _say(f"fine-tuning the teacher ({args.teacher_epochs} epoch(s))")
         run_finetune(
             minilm_path(),
             data,
