@@ -15,11 +15,12 @@ from pathlib import Path
 from pocketbert import build_steps as steps
 from pocketbert.build_data import prepare_data, teacher_labels
 from pocketbert.core.errors import UserError
-from pocketbert.lab.emulated import COUNTERS as ESTIMABLE  # the formats an estimate counts
+from pocketbert.lab.emulated import COUNTERS  # the formats an estimate counts
 from pocketbert.pipeline import Build, Step
 from pocketbert.recipe import EXAMPLES
 
 TEACHER = "teacher"
+ESTIMATORS = ("emulated", "fpga-model")  # transports whose figures are estimates
 
 
 def model_step(model: str) -> str:
@@ -68,7 +69,7 @@ def plan(b: Build, data_root: Path) -> None:
         if model == TEACHER and not r.export_teacher:
             continue
         for fmt in r.formats:
-            for precision in r.precisions:
+            for precision in r.precisions_for(fmt):
                 name = bundle_name(model, fmt, precision)
                 reads = {
                     **common,
@@ -95,16 +96,18 @@ def plan(b: Build, data_root: Path) -> None:
             "measure": target.measure,
             "profile": r.profile,
         }
-        only_estimated = target.measure == "estimated" or device.transport == "emulated"
+        only_estimated = target.measure == "estimated" or device.transport in ESTIMATORS
+        # an fpga device is estimated by the fpga model, which reads fpga programs
+        estimable = ("fpga",) if device.kind == "fpga" else tuple(COUNTERS)
         for n in exported:
             fmt = b.steps[f"export {n}"].reads["format"]
             if fmt not in device.formats:
                 continue
-            if only_estimated and fmt not in ESTIMABLE:
+            if only_estimated and fmt not in estimable:
                 _note(
                     b,
                     f"{target.id}: {fmt} bundles are not profiled there: its figures are "
-                    f"estimated, and estimates count the work of {' or '.join(sorted(ESTIMABLE))} graphs",
+                    f"estimated, and estimates count the work of {' or '.join(sorted(estimable))} graphs",
                 )
                 continue
             after = (f"evaluate {n}",)

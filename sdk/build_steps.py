@@ -224,7 +224,7 @@ def profile(run: StepRun) -> dict:
     if measure == "auto":
         measure = (
             "estimated"
-            if device.transport == "emulated" or device.id in unreachable
+            if device.transport in ("emulated", "fpga-model") or device.id in unreachable
             else "measured"
         )
     warnings: list[str] = []

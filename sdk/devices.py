@@ -16,7 +16,7 @@ from typing import Any
 from pocketbert.core.errors import UserError, choices
 
 KINDS = ("host", "board", "phone", "fpga")
-FORMATS = ("onnx", "executorch", "tflite")
+FORMATS = ("onnx", "executorch", "tflite", "fpga")
 _NUMBERS = ("peak_gflops_fp32", "peak_gops_int8", "mem_bandwidth_gbs", "ram_gb")
 _KNOWN = {
     "id",
@@ -56,6 +56,8 @@ class Device:
 
     @property
     def can_estimate(self) -> bool:
+        if self.kind == "fpga":  # the fpga model reads the fpga block (checked at load)
+            return bool(self.fpga)
         return bool(self.peak_gflops_fp32 and self.mem_bandwidth_gbs)
 
 
@@ -130,6 +132,12 @@ def _check_entry(entry: Any, where: str) -> Device:
         entry.get("peak_gflops_fp32") and entry.get("mem_bandwidth_gbs")
     ):
         raise bad("transport", "is emulated, which needs peak_gflops_fp32 and mem_bandwidth_gbs")
+    if entry["kind"] == "fpga" or entry["transport"] == "fpga-model":
+        from pocketbert.lab.fpga_model import check_fpga_block
+
+        problem = check_fpga_block(entry.get("fpga"))
+        if problem:
+            raise bad("fpga", problem)
     if entry["transport"] == "ssh" and not (entry.get("connect") or {}).get("host"):
         raise bad("connect", "needs 'host' for the ssh transport")
     return Device(

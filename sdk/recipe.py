@@ -5,7 +5,8 @@
     data: {path: examples:rotten_tomatoes}
     students: [{family: squeezebert, size: small}, {family: mobilebert, size: medium}]
     distill: {max_seq_len: 64}
-    export: {formats: [onnx, executorch, tflite], precisions: [int8-dynamic], max_seq_len: 64}
+    export: {formats: [onnx, executorch, tflite, fpga], precisions: [int8-dynamic],
+             per_format: {fpga: [int8-static]}, max_seq_len: 64}
     profile: {runs: 30, seq_len: 64}
     devices:
       - {id: host, budgets: {max_latency_ms: 20, min_kept: 95}}
@@ -16,6 +17,8 @@ Relative paths are read from the recipe's folder; ``examples:`` names the packag
 checked when the recipe loads, before any work: an error names the file, the field's path
 and the valid choices, on one line (:class:`UserError`). The ``finetune`` and ``distill``
 blocks take the fields of :class:`pocketbert.FinetuneOptions` / :class:`DistillOptions`.
+``export.per_format`` gives some formats their own precisions instead of ``precisions``
+(the fpga program exists only as int8-static); each must be one the format exports.
 """
 
 from __future__ import annotations
@@ -86,10 +89,16 @@ class Recipe:
     devices: tuple[Target, ...]
     source: str = "<recipe>"
     version: int = VERSION
+    per_format: dict[str, tuple[str, ...]] = field(default_factory=dict)  # format -> precisions
+
+    def precisions_for(self, fmt: str) -> tuple[str, ...]:
+        return self.per_format.get(fmt, self.precisions)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("source")
+        if not d["per_format"]:  # recipes without it hash as they did before it existed
+            d.pop("per_format")
         return d
 
     def sha256(self) -> str:
@@ -152,9 +161,19 @@ def _parse(top: Fields, base: Path) -> Recipe:
         top.fail("students", f"name one student twice ({', '.join(names)}); give each once")
     distill = top.block("distill") if top.has("distill") else None
     export = top.block("export", required=True)
-    export.allow("formats", "precisions", "max_seq_len", "teacher")
+    export.allow("formats", "precisions", "max_seq_len", "teacher", "per_format")
     formats = tuple(export.get_list("formats", str, required=True, valid=EXPORTERS))
     precisions = tuple(export.get_list("precisions", str, required=True, valid=PRECISIONS))
+    per_format = {}
+    if export.has("per_format"):
+        block = export.block("per_format")
+        for fmt in map(str, block.raw):
+            if fmt not in formats:
+                block.fail(fmt, f"is not in export.formats ({', '.join(formats)}); add it there")
+        for fmt in formats:
+            handled = [n for n, c in PRECISIONS.items() if c in EXPORTERS[fmt].handles]
+            if block.has(fmt):
+                per_format[fmt] = tuple(block.get_list(fmt, str, required=True, valid=handled))
     max_seq_len = export.get("max_seq_len", int, default=128)
     if not 8 <= max_seq_len <= 4096:
         export.fail("max_seq_len", f"is {max_seq_len}; give 8 to 4096")
@@ -192,6 +211,7 @@ def _parse(top: Fields, base: Path) -> Recipe:
         profile=profile,
         devices=devices,
         source=top.file,
+        per_format=per_format,
     )
 
 
@@ -232,7 +252,7 @@ def _target(item: Fields, catalog: dict) -> Target:
     item.allow("id", "measure", "budgets")
     device = item.get("id", str, required=True, valid=catalog)
     measure = item.get("measure", str, default="auto", valid=MEASURE)
-    if measure == "measured" and catalog[device].transport == "emulated":
+    if measure == "measured" and catalog[device].transport in ("emulated", "fpga-model"):
         item.fail(
             "measure", f"is measured and '{device}' can only be estimated; give auto or estimated"
         )

@@ -14,6 +14,7 @@ import yaml
 from pocketbert.cli.main import main
 
 STUDENT = {"family": "squeezebert", "size": "tiny"}
+FORMATS = ("onnx-int8-dynamic", "fpga-int8-static")  # the fpga program: zcu104's format
 
 
 def write_recipe(path: Path, teacher: Path, data: Path, **changes) -> Path:
@@ -23,7 +24,12 @@ def write_recipe(path: Path, teacher: Path, data: Path, **changes) -> Path:
         "data": {"path": str(data)},
         "students": [dict(STUDENT)],
         "distill": {"epochs": 1, "stage1_epochs": 1, "augment": 0, "max_seq_len": 32},
-        "export": {"formats": ["onnx"], "precisions": ["int8-dynamic"], "max_seq_len": 32},
+        "export": {
+            "formats": ["onnx", "fpga"],
+            "precisions": ["int8-dynamic"],
+            "per_format": {"fpga": ["int8-static"]},
+            "max_seq_len": 32,
+        },
         "profile": {"runs": 5, "warmup": 1},
         "devices": [
             {"id": "host", "budgets": {"max_size_mb": 50, "min_kept": 10}},
@@ -78,7 +84,7 @@ def test_build_makes_verified_bundles_picks_per_device_and_a_report(reference):
     report = reference["report"]
     assert reference["seconds"] < 120
     names = {b["bundle"] for b in report["bundles"]}
-    assert names == {"teacher-onnx-int8-dynamic", "squeezebert-tiny-onnx-int8-dynamic"}
+    assert names == {f"{m}-{f}" for m in ("teacher", "squeezebert-tiny") for f in FORMATS}
     for b in report["bundles"]:
         assert b["status"] == "ok" and 0 <= b["test_accuracy"] <= 1 and b["file_mb"] > 0
         manifest = json.loads((Path(b["path"]) / "manifest.json").read_text())
@@ -120,10 +126,13 @@ def test_a_changed_student_knob_reruns_only_its_branch(
     todo = sorted(n for n, s in plan.items() if s == "to do")
     assert todo == [
         "distill squeezebert-tiny-layers1",
+        "evaluate squeezebert-tiny-layers1-fpga-int8-static",
         "evaluate squeezebert-tiny-layers1-onnx-int8-dynamic",
+        "export squeezebert-tiny-layers1-fpga-int8-static",
         "export squeezebert-tiny-layers1-onnx-int8-dynamic",
+        "profile host squeezebert-tiny-layers1-fpga-int8-static",
         "profile host squeezebert-tiny-layers1-onnx-int8-dynamic",
-        "profile zcu104 squeezebert-tiny-layers1-onnx-int8-dynamic",
+        "profile zcu104 squeezebert-tiny-layers1-fpga-int8-static",
     ]
     assert plan["export teacher-onnx-int8-dynamic"] == "cached"
 

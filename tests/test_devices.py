@@ -34,7 +34,12 @@ def test_catalog_holds_every_shipped_device_with_its_figures():
     catalog = load_devices()
     assert set(SHIPPED) <= set(catalog)
     for device in catalog.values():
-        if device.kind != "host":
+        if device.kind == "fpga":  # described by its fabric: the fpga model's resources
+            from pocketbert.lab.fpga_model import REQUIRED, Accelerator
+
+            assert device.can_estimate and set(REQUIRED) <= set(device.fpga), device.id
+            assert Accelerator.from_device(device).pes > 0
+        elif device.kind != "host":
             assert device.can_estimate, device.id
             assert device.peak_gops_int8 and device.ram_gb and device.cpu.get("ghz"), device.id
 

@@ -379,11 +379,21 @@ def test_graph_counts_match_the_hand_count_of_a_tiny_bert(onnx_bundle):
         assert cost == bert_cost(layers=2, hidden=32, intermediate=64, heads=2, seq=seq)
 
 
+@covers("fpga-model")
+def test_fpga_devices_are_estimated_by_the_fpga_model_with_or_without_estimate(fp32_bundle):
+    bundle = fp32_bundle("fpga", "int8-static")
+    for estimate in (False, True):
+        (r,) = profile([bundle], ["zcu104"], estimate=estimate, store=None, quiet=True)
+        assert r["status"] == "ok" and r["method"] == "estimated", r.get("error")
+        assert r["transport"] == "fpga-model" and r["latency_ms"]["estimate"] > 0
+        assert r["fpga_model"]["layers"] and "samples_ms" not in r
+
+
 @covers("emulated")
 def test_estimate_is_labelled_and_never_mixed_with_measurements(onnx_bundle, tmp_path):
     records = profile(
         [onnx_bundle],
-        ["zcu104", "rpi4"],
+        ["zcu104-ps", "rpi4"],
         estimate=True,
         seq_lens=[32],
         store=tmp_path / "r",

@@ -157,13 +157,13 @@ def test_bare_file_travels_over_ssh_as_a_one_file_directory(sshd, tmp_path):  # 
 
 def test_estimate_counts_a_bare_onnx_file(tmp_path):
     model = foreign_onnx(tmp_path / "third-party.onnx")
-    (record,) = profile([model], ["zcu104"], seq_lens=[16], store=None, quiet=True)
+    (record,) = profile([model], ["zcu104-ps"], seq_lens=[16], store=None, quiet=True)
     assert (record["status"], record["method"], record["source"]) == (
         "ok",
         "estimated",
         "foreign file",
     )
-    (failed,) = profile([model], ["zcu104"], store=None, quiet=True)
+    (failed,) = profile([model], ["zcu104-ps"], store=None, quiet=True)
     assert failed["status"] == "failed" and "give --seq-len to estimate it" in failed["error"]
 
 
@@ -187,11 +187,11 @@ def test_estimate_refuses_a_format_the_device_does_not_run(onnx_bundle, tmp_path
 
 def test_profile_says_how_many_records_it_appended_and_where(onnx_bundle, tmp_path, capsys):
     code, out, _ = profile_cli(
-        [str(onnx_bundle), "--device", "zcu104", "rpi4", "--estimate"], capsys, tmp_path
+        [str(onnx_bundle), "--device", "zcu104-ps", "rpi4", "--estimate"], capsys, tmp_path
     )
     assert code == 0 and f"2 record(s) appended to {(tmp_path / 'r.jsonl').resolve()}" in out
     code, out, _ = run_cli(
-        ["profile", str(onnx_bundle), "--device", "zcu104", "--results", ""], capsys
+        ["profile", str(onnx_bundle), "--device", "zcu104-ps", "--results", ""], capsys
     )
     assert code == 0 and "appended" not in out
 
@@ -346,13 +346,15 @@ def test_bug_while_estimating_is_a_bug_record_and_exit_1_after_the_other_records
         return {}["no such key"]  # a bug in pocketbert's own code
 
     monkeypatch.setitem(emulated.COUNTERS, "onnx", broken_counter)
-    code, out, err = profile_cli([str(onnx_bundle), "--device", "host", "zcu104"], capsys, tmp_path)
+    code, out, err = profile_cli(
+        [str(onnx_bundle), "--device", "host", "zcu104-ps"], capsys, tmp_path
+    )
     assert code == 1
-    assert "pocketbert: device zcu104: internal error KeyError" in err
+    assert "pocketbert: device zcu104-ps: internal error KeyError" in err
     assert "this is a bug in pocketbert" in err and "Traceback" in err  # a bug keeps its traceback
     records = {r["device"]: r for r in ResultsStore(tmp_path / "r.jsonl")}
     assert records["host"]["status"] == "ok"
-    bug = records["zcu104"]
+    bug = records["zcu104-ps"]
     assert (bug["status"], bug["bug"], bug["error_type"]) == ("error", True, "KeyError")
     assert "broken_counter" in bug["traceback"] and "BUG" in out
 

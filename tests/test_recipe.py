@@ -13,7 +13,9 @@ def test_the_packaged_recipe_is_the_default_build():
     assert r.source == str(DEFAULT_RECIPE)
     assert r.teacher == "examples:all-MiniLM-L6-v2" and r.finetune is not None
     assert [s.family for s in r.students] == ["squeezebert", "mobilebert"]
-    assert set(r.formats) == {"onnx", "executorch", "tflite"}
+    assert set(r.formats) == {"onnx", "executorch", "tflite", "fpga"}
+    assert r.precisions_for("fpga") == ("int8-static",)
+    assert r.precisions_for("onnx") == ("int8-dynamic",)
     assert [d.id for d in r.devices] == ["host", "rpi5", "pixel4", "zcu104"]
 
 
@@ -73,6 +75,16 @@ CASES = [  # (change to the base recipe, the field path named, a word of the rem
         "max_memory_mb",
     ),
     (lambda r: r["export"].update(precisions=["int4"]), "export.precisions[0]:", "int8-static"),
+    (
+        lambda r: r["export"].update(per_format={"fpga": ["int8-static"]}),
+        "export.per_format.fpga:",
+        "not in export.formats (onnx)",
+    ),
+    (
+        lambda r: r["export"].update(formats=["onnx", "fpga"], per_format={"fpga": "fp32"}),
+        "export.per_format.fpga[0]:",
+        "int8-static",
+    ),
     (lambda r: r["export"].update(max_seq_len="long"), "export.max_seq_len:", "whole number"),
     (lambda r: r["export"].update(max_seq_len=4), "export.max_seq_len:", "8 to 4096"),
     (lambda r: r.update(distill={"epochs": 0}), "distill:", "epochs must be"),

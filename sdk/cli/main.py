@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pocketbert.cli.build import add_parsers as add_build_parsers
     from pocketbert.cli.distill import add_parsers as add_distill_parsers
     from pocketbert.cli.examples import add_parsers as add_examples_parsers
+    from pocketbert.cli.fpga import add_parsers as add_fpga_parsers
     from pocketbert.cli.lab import add_parsers as add_lab_parsers
     from pocketbert.cli.verify import add_parsers as add_verify_parsers
 
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_examples_parsers(sub, common)
     add_build_parsers(sub, common)
     add_verify_parsers(sub, common)
+    add_fpga_parsers(sub, common)
     return parser
 
 

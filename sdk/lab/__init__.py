@@ -2,10 +2,11 @@
 
 local runs the agent in a fresh process here; ssh (boards) and adb (phones) push the
 bundle, run ``pocketbert agent`` there and bring the record back; emulated estimates from
-the bundle's counted work and the device's peak figures, and says so.
+the bundle's counted work and the device's peak figures, and says so; fpga-model
+estimates an fpga bundle on a systolic-array accelerator built from an fpga device's resources.
 """
 
-from pocketbert.lab import adb, emulated, local, ssh  # noqa: F401  (registers transports)
+from pocketbert.lab import adb, emulated, fpga_model, local, ssh  # noqa: F401  (registers transports)
 from pocketbert.lab.registry import TRANSPORTS, Job, register_transport
 
 __all__ = ["TRANSPORTS", "Job", "register_transport"]

@@ -126,9 +126,16 @@ def _merge(rounds: list[dict], target: float) -> dict:
     return record
 
 
+def transport_name(device: Device, estimate: bool) -> str:
+    """The device's transport, or with --estimate its estimator (fpga devices: the fpga model)."""
+    if not estimate:
+        return device.transport
+    return "fpga-model" if device.kind == "fpga" else "emulated"
+
+
 def measure_one(device: Device, job: Job, options: Options) -> dict:
     """One (device, bundle, seq) measurement; repeated rounds when --until-stable."""
-    transport = TRANSPORTS["emulated" if options.estimate else device.transport]
+    transport = TRANSPORTS[transport_name(device, options.estimate)]
     record = transport(device, job)
     if options.until_stable is None or record.get("method") != "measured":
         return record
@@ -189,7 +196,7 @@ def _device_worker(
                 base = {
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "device": device.id,
-                    "transport": "emulated" if options.estimate else device.transport,
+                    "transport": transport_name(device, options.estimate),
                     "bundle": name,
                     "source": manifest["source"],
                     "bundle_sha256": manifest["files"].get(manifest["model_file"]),
