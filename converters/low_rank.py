@@ -162,6 +162,8 @@ def factorize_embeddings(model: nn.Module, config: FactorizeEmbeddings) -> nn.Mo
             f"factorized embedding size {config.size} is not below the embedding width "
             f"{width}; give a size of at most {width - 1} (e.g. 128)"
         )
+    if model.config.model_type == "mobilebert":
+        return _mobilebert_embeddings(model, config.size)
     name = word_embedding_name(model)
     factorized = FactorizedEmbedding(vocab, config.size, width, table.padding_idx)
     rows, projection = _svd(table.weight, config.size)
@@ -170,6 +172,31 @@ def factorize_embeddings(model: nn.Module, config: FactorizeEmbeddings) -> nn.Mo
         factorized.projection.weight.copy_(projection.T)
     model.set_input_embeddings(factorized)
     _record(model, name, {"kind": "factorized_embedding", "rank": config.size})
+    return model
+
+
+@torch.no_grad()
+def _mobilebert_embeddings(model: nn.Module, size: int) -> nn.Module:
+    """MobileBERT has the factorization itself (``embedding_size`` projected up by
+    ``embedding_transformation``): a smaller ``embedding_size``, the projection folded into
+    the transformation, so the model stays an ordinary MobileBERT."""
+    emb, config = model.base_model.embeddings, model.config
+    table, hidden = emb.word_embeddings, config.hidden_size
+    old = table.embedding_dim
+    k = 3 if config.trigram_input else 1
+    if config.trigram_input or old != hidden:
+        weight, bias = emb.embedding_transformation.weight, emb.embedding_transformation.bias
+    else:  # no transformation ran: the identity
+        weight, bias = torch.eye(hidden), torch.zeros(hidden)
+    rows, right = _svd(table.weight, size)  # table ~ rows @ right
+    smaller = nn.Embedding(table.num_embeddings, size, padding_idx=table.padding_idx)
+    smaller.weight.copy_(rows)
+    transform = nn.Linear(k * size, hidden)
+    blocks = [weight[:, j * old : (j + 1) * old] @ right.T for j in range(k)]
+    transform.weight.copy_(torch.cat(blocks, dim=1))
+    transform.bias.copy_(bias)
+    emb.word_embeddings, emb.embedding_transformation = smaller, transform
+    emb.embedding_size = config.embedding_size = size
     return model
 
 
