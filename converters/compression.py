@@ -54,6 +54,7 @@ def method_record(cfg) -> dict:
         else {}
     )
     kept.pop("keep", None)  # the kept ids: their count is in the record
+    kept = {k: list(v) if isinstance(v, tuple) else v for k, v in kept.items()}  # as in JSON
     return {"method": NAMES.get(type(cfg), type(cfg).__name__), **kept}
 
 

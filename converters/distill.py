@@ -357,7 +357,9 @@ def run_distill(
     student, student_tok, pruned = compression.after_training(
         student, tokenizer, vocabulary, work, say
     )
-    compressed += [pruned] if pruned else []
+    if pruned:
+        compressed.append(pruned)
+        sizes["student"] = describe(student)
     t0 = time.perf_counter()
     toks = {"student": student_tok, "teacher": tokenizer}
     scores = {
