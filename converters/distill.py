@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pocketbert.converters import evaluation, run_dir
+from pocketbert.converters import compression, evaluation, run_dir
 from pocketbert.converters.augment import augment
 from pocketbert.converters.distill_loss import IGNORE, LossWeights
 from pocketbert.converters.results import (
@@ -61,6 +61,9 @@ class DistillConfig:
     augment: int | None = None
     init_from_teacher: bool = True
     cache_dir: str | None = None  # teacher logits kept here, shared by runs on the same data
+    # compression method configs (converters.methods): applied to the student, distilled
+    # to recover; vocabulary pruning after training (converters.compression)
+    compress: tuple = ()
 
     def __post_init__(self) -> None:
         if self.augment is not None and self.augment < 0:
@@ -234,13 +237,15 @@ def _say_sizes(sizes: dict, family: str, say: Callable[[str], None]) -> None:
     )
 
 
+def _unlabelled(cfg: DistillConfig) -> list[str]:
+    from pocketbert.core.texts import read_texts
+
+    return read_texts(cfg.unlabelled) if cfg.unlabelled else []
+
+
 def _extra_texts(cfg: DistillConfig, train_texts, tokenizer, teacher, say) -> list[str]:
     """Text only the teacher labels: the unlabelled file and augmented variants."""
-    extra: list[str] = []
-    if cfg.unlabelled:
-        from pocketbert.core.texts import read_texts
-
-        extra += read_texts(cfg.unlabelled)
+    extra = _unlabelled(cfg)
     if cfg.augment:
         variants = augment(
             train_texts,
@@ -306,6 +311,14 @@ def run_distill(
     train_texts, train_labels = data.ids("train")
     cfg, size_choice = resolve_size(cfg, teacher, tokenizer, train_texts, say)  # --size auto
     student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
+    compression.check_methods(cfg.compress, student.config)
+    vocabulary = compression.plan_vocabulary(
+        cfg.compress, tokenizer, train_texts + _unlabelled(cfg), [t for t, _ in data.test]
+    )
+    warnings += warn([vocabulary and vocabulary.warning], say)
+    student, compressed = compression.before_training(
+        student, cfg.compress, tokenizer, train_texts, train_labels, cfg.train.max_seq_len, say
+    )
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     _say_sizes(sizes, student.config.model_type, say)
     fingerprint = run_dir.run_fingerprint(
@@ -317,6 +330,7 @@ def run_distill(
         unlabelled=_file_hash(cfg.unlabelled),
         augment=cfg.augment,
         init_from_teacher=cfg.init_from_teacher,
+        **({"compress": compression.fingerprint(cfg.compress)} if cfg.compress else {}),
     )
     work = run_dir.start(out, fingerprint, resume)
 
@@ -340,10 +354,21 @@ def run_distill(
         quiet=quiet,
         say=say,
     )
+    student, student_tok, pruned = compression.after_training(
+        student, tokenizer, vocabulary, work, say
+    )
+    if pruned:
+        compressed.append(pruned)
+        sizes["student"] = describe(student)
     t0 = time.perf_counter()
-    test_set = encode(tokenizer, *data.ids("test"), max_len)
+    toks = {"student": student_tok, "teacher": tokenizer}
     scores = {
-        who: evaluation.scores_on(model, test_set, data.labels, cfg.train.eval_batch_size)
+        who: evaluation.scores_on(
+            model,
+            encode(toks[who], *data.ids("test"), max_len),
+            data.labels,
+            cfg.train.eval_batch_size,
+        )
         for who, model in (("student", student), ("teacher", teacher))
     }
     summary = {
@@ -356,6 +381,7 @@ def run_distill(
         **{f"student_{k}": v for k, v in sizes["student"].items()},
         **{f"teacher_{k}": v for k, v in sizes["teacher"].items()},
         "layer_map": mapping,
+        **({"compression": compressed} if compressed else {}),
         "loss": [asdict(w) for w in schedule],
         "train": asdict(cfg.train),
         "defaults": chosen.record(),
@@ -370,7 +396,7 @@ def run_distill(
     if _is_main():  # one process times, on the CPU, while the others wait
         timed = evaluation.latency_on_sentences(
             {"teacher": teacher, "student": student},
-            tokenizer,
+            toks,
             [t for t, _ in data.test],
             max_len,
         )
@@ -396,5 +422,5 @@ def run_distill(
         say,
     )
     summary.update(warning_fields(warnings))
-    save_result(student, tokenizer, summary, work, out, data, seed=cfg.train.seed)
+    save_result(student, student_tok, summary, work, out, data, seed=cfg.train.seed)
     return summary

@@ -102,7 +102,8 @@ def latency_on_sentences(
         names = list(models)
         for i, text in enumerate(sample):
             for name in names if i % 2 == 0 else reversed(names):
-                ms = _timed(models[name], tokenizer, text, max_len)
+                tok = tokenizer[name] if isinstance(tokenizer, dict) else tokenizer
+                ms = _timed(models[name], tok, text, max_len)
                 if i >= WARMUP or len(sample) <= WARMUP:
                     times[name].append(ms)
     finally:

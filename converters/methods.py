@@ -38,6 +38,10 @@ def register_method(config_type: type):
 def apply_method(model: Any, config: Any) -> Any:
     """Run the method registered for ``type(config)`` on ``model``; returns the new model."""
     handler = METHODS.get(type(config))
+    if handler is None and type(config).__module__ == "pocketbert.converters.compress_configs":
+        from pocketbert.converters import low_rank, structured_prune, vocab_prune  # noqa: F401
+
+        handler = METHODS.get(type(config))
     if handler is None:
         known = choices(c.__name__ for c in METHODS) or "none registered"
         raise UserError(f"no compression method handles {type(config).__name__}; known: {known}")

@@ -145,13 +145,19 @@ def load_pretrained(source: str | os.PathLike, cls, **kwargs):
     raises UserError for anything a user can fix. ``kwargs`` go to from_pretrained."""
     from transformers import AutoTokenizer
 
+    from pocketbert.converters.low_rank import RECORD, load_restructured
+
     source = str(source)
-    supported_config(source, pooling=False)
+    config, _ = supported_config(source, pooling=False)
+    # a model with factorized layers (converters.low_rank) is rebuilt before its weights load
+    restructured = bool(getattr(config, RECORD, None))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = cls.from_pretrained(
-            source, attn_implementation="eager", dtype=torch.float32, **kwargs
-        )
+        kwargs = {"attn_implementation": "eager", "dtype": torch.float32, **kwargs}
+        if restructured:
+            model = load_restructured(source, cls, **kwargs)
+        else:
+            model = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = first_line(exc)
         raise UserError(

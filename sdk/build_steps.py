@@ -33,6 +33,7 @@ SUMMARY_KEYS = (
     "stopped_early",
     "train_seconds",
     "speedup_on_test_sentences",
+    "compression",  # each compression method and the bytes it saved (the bundle's lineage)
     "warnings",
 )
 PREDICT_CHUNK = 64

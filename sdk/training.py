@@ -184,6 +184,16 @@ class DistillOptions(TrainOptions):
     text is given, see ``pocketbert.core.defaults``); ``cache_dir``: where the teacher's logits are kept for reuse by
     other students on the same text; ``init_from_teacher``: copy the teacher's weights
     where shapes allow.
+
+    Compression, applied to the student and then distilled to recover (recorded in the
+    summary's ``compression``, with the bytes each saves): ``factorize_embeddings``: the
+    word embeddings as a vocab x E table and an E -> width projection (truncated SVD);
+    ``prune_vocabulary``: keep the tokens seen at least N times in the training and
+    unlabelled text (the tokenizer rewritten to match; the test split's out-of-vocabulary
+    rate reported); ``prune_heads`` / ``prune_neurons``: the fraction of each layer's
+    attention heads / FFN neurons removed, least important first (bert, mobilebert);
+    ``low_rank``: the Linears of ``low_rank_targets`` as two, at a rank (>= 1) or the
+    rank keeping an energy (0-1) of the singular values.
     """
 
     student: str | Path = "squeezebert"
@@ -199,9 +209,17 @@ class DistillOptions(TrainOptions):
     speedup: float | None = None  # size auto: times faster than the teacher (default 4)
     max_latency_ms: float | None = None  # size auto: on ``device``
     device: str | None = None  # size auto: the devices.yaml id the targets are for (host)
+    # compression (converters/compression.py): applied to the student, then distilled
+    factorize_embeddings: int | None = None  # word embeddings as vocab x E + E -> width
+    prune_vocabulary: int | None = None  # keep tokens seen >= N times in train + unlabelled
+    prune_heads: float = 0.0  # fraction of each layer's attention heads removed
+    prune_neurons: float = 0.0  # fraction of each layer's FFN neurons removed
+    low_rank: float | None = None  # FFN Linears as two: a rank (>= 1) or an energy (0-1)
+    low_rank_targets: str = "ffn"  # ffn, attention, or both (comma-separated)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.compress_methods()  # each method's config checks its own fields
         object.__setattr__(self, "loss", parse_loss(self.loss))
         speedup = check_budget(self.size, self.speedup, self.max_latency_ms, self.device)
         object.__setattr__(self, "speedup", speedup)
@@ -251,6 +269,33 @@ class DistillOptions(TrainOptions):
 
         return StudentSpec(str(self.student), self.size, **self.knobs)
 
+    def compress_methods(self) -> tuple:
+        """The compression method configs these options name, in the order they run."""
+        from pocketbert.converters import compress_configs as cc
+
+        methods: list = []
+        if self.prune_heads or self.prune_neurons:
+            methods.append(cc.PruneStructure(heads=self.prune_heads, neurons=self.prune_neurons))
+        if self.low_rank is not None:
+            if isinstance(self.low_rank, bool) or not isinstance(self.low_rank, int | float):
+                raise UserError(
+                    f"low_rank {self.low_rank!r}: give a rank (e.g. 64) or an energy (0.9)"
+                )
+            rank = self.low_rank >= 1
+            targets = tuple(t.strip() for t in str(self.low_rank_targets).split(",") if t.strip())
+            methods.append(
+                cc.LowRank(
+                    rank=int(self.low_rank) if rank else None,
+                    energy=None if rank else float(self.low_rank),
+                    targets=targets,
+                )
+            )
+        if self.factorize_embeddings is not None:
+            methods.append(cc.FactorizeEmbeddings(size=self.factorize_embeddings))
+        if self.prune_vocabulary is not None:
+            methods.append(cc.PruneVocabulary(min_count=self.prune_vocabulary))
+        return tuple(methods)
+
     def distill_config(self):
         """The converters' DistillConfig these options describe."""
         from pocketbert.converters.distill import DistillConfig
@@ -266,6 +311,7 @@ class DistillOptions(TrainOptions):
             augment=self.augment,
             cache_dir=str(self.cache_dir) if self.cache_dir else None,
             init_from_teacher=self.init_from_teacher,
+            compress=self.compress_methods(),
         )
 
 

@@ -144,6 +144,49 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compress_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compression (applied to the student, then distilled to recover)")
+    g.add_argument(
+        "--factorize-embeddings",
+        type=int,
+        default=None,
+        metavar="E",
+        help="word embeddings as a vocab x E table + an E -> width projection (SVD init)",
+    )
+    g.add_argument(
+        "--prune-vocabulary",
+        type=int,
+        nargs="?",
+        const=1,
+        default=None,
+        metavar="MIN_COUNT",
+        help="keep only tokens seen (at least MIN_COUNT times, default 1) in the training "
+        "and unlabelled text; the tokenizer is rewritten to match",
+    )
+    g.add_argument(
+        "--prune-heads",
+        type=float,
+        default=0.0,
+        metavar="RATIO",
+        help="remove this fraction of each layer's attention heads (bert, mobilebert)",
+    )
+    g.add_argument(
+        "--prune-neurons",
+        type=float,
+        default=0.0,
+        metavar="RATIO",
+        help="remove this fraction of each layer's FFN neurons (bert, mobilebert)",
+    )
+    g.add_argument(
+        "--low-rank",
+        type=float,
+        default=None,
+        metavar="R",
+        help="Linears as two: a rank (R >= 1) or the rank keeping R (0-1) of the energy",
+    )
+    g.add_argument("--low-rank-targets", default="ffn", help="ffn, attention, or ffn,attention")
+
+
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     """Add ``distill`` and ``finetune`` to the ``pocketbert`` subcommands."""
     p = sub.add_parser(
@@ -256,6 +299,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--random-init", action="store_true", help="do not initialize the student from the teacher"
     )
+    _compress_args(p)
     p.add_argument(
         "--dry-run", action="store_true", help="print the student's params and FLOPs, do not train"
     )
