@@ -158,6 +158,8 @@ def _wait(out: Path, browser: subprocess.Popen, bridge: _JavaBridge, timeout: fl
                 + browser.stderr.read().decode(errors="replace")[-800:]
             )
         if bridge.proc.poll() is not None:
-            raise RuntimeError("the Java bridge ended: " + bridge.proc.stderr.read().decode()[-800:])
+            raise RuntimeError(
+                "the Java bridge ended: " + bridge.proc.stderr.read().decode()[-800:]
+            )
         time.sleep(0.05)
     raise UserError(f"the page did not finish within {timeout:g}s")

@@ -59,7 +59,9 @@ def java() -> tuple[str, str]:
     """(javac, java), or a UserError saying what to install."""
     javac, run = shutil.which("javac"), shutil.which("java")
     if not javac or not run:
-        raise UserError("no JDK here (javac, java); install one: apt-get install default-jdk-headless")
+        raise UserError(
+            "no JDK here (javac, java); install one: apt-get install default-jdk-headless"
+        )
     return javac, run
 
 

@@ -5,7 +5,7 @@ bundle, run ``pocketbert agent`` there and bring the record back; emulated estim
 the bundle's counted work and the device's peak figures, and says so.
 """
 
-from pocketbert.lab import adb, emulated, local, ssh  # noqa: F401  (registers transports)
+from pocketbert.lab import adb, adb_python, emulated, local, ssh  # noqa: F401  (registers transports)
 from pocketbert.lab.registry import TRANSPORTS, Job, register_transport
 
 __all__ = ["TRANSPORTS", "Job", "register_transport"]
