@@ -334,6 +334,18 @@ def test_device_without_the_runtime_says_what_to_install_there(onnx_bundle, tmp_
     )
 
 
+@covers("adb")
+def test_adb_transport_asks_adb_for_the_phone_first(onnx_bundle, tmp_path):
+    # the Android app's benchmark mode end to end: tests/test_android_adb.py
+    from android_phone import stand_in_phone
+
+    phone = stand_in_phone(tmp_path, serials=())
+    path = catalog(tmp_path, {**entry("ph", "adb", adb=str(phone.adb)), "kind": "phone"})
+    (record,) = profile([onnx_bundle], ["ph"], runs=2, catalog=path, store=None, quiet=True)
+    assert record["status"] == "failed" and "no phone attached" in record["error"]
+    assert phone.calls() == [["devices"]]
+
+
 @covers("local")
 def test_device_past_its_timeout_is_reported_failed(onnx_bundle, tmp_path):
     path = catalog(tmp_path, entry("slow", "local"))
