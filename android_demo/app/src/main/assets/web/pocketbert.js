@@ -94,7 +94,7 @@
     cfg = JSON.parse(B.config());
     if (cfg.error) {
       showError(cfg.error);
-      B.finish(JSON.stringify({ status: "failed", error: cfg.error }));
+      B.finish(JSON.stringify({ status: "failed", error: cfg.error, shown: $("error").textContent }));
       return;
     }
     $("bundle").textContent = cfg.task + " bundle, " + (cfg.precision || "") + ", up to " + cfg.max_seq_len + " tokens";
@@ -130,6 +130,8 @@
 
   main().catch(function (e) {
     showError("the page failed: " + e);
-    try { B.finish(JSON.stringify({ status: "error", error: String(e && e.message || e) })); } catch (ignored) { }
+    try {
+      B.finish(JSON.stringify({ status: "error", error: String(e && e.message || e), shown: $("error").textContent }));
+    } catch (ignored) { }
   });
 })();

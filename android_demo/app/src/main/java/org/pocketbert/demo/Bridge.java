@@ -185,6 +185,7 @@ public final class Bridge {
             r.put("status", bug ? "error" : "failed");
             if (bug) r.put("bug", true);
             r.put("error", error != null ? error : String.valueOf(report.get("error")));
+            if (report.get("shown") != null) r.put("shown", report.get("shown"));
             return r;
         }
         if (!"bench".equals(mode)) { // classify: the page's results, as they are
