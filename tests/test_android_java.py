@@ -148,10 +148,15 @@ def test_java_softmax_labels_and_statistics_match_python(tmp_path):
                 },
             }
         )
-    for i, n in enumerate([1, 2, 5, 6, 7, 50, 333]):
+    for n in [1, 2, 5, 6, 7, 50, 333]:
         samples = (rng.gamma(4.0, 2.0, size=n) + 1).round(4).tolist()
         cases.append(
-            {"kind": "summary", "name": f"stats/{n}", "samples": samples, "expect": summarize(samples)}
+            {
+                "kind": "summary",
+                "name": f"stats/{n}",
+                "samples": samples,
+                "expect": summarize(samples),
+            }
         )
     cases.append(
         {
