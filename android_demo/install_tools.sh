@@ -5,7 +5,8 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 have() { command -v aapt2 >/dev/null && command -v zipalign >/dev/null && command -v apksigner >/dev/null \
-  && command -v dx >/dev/null && command -v javac >/dev/null && [ -f /usr/lib/android-sdk/platforms/android-23/android.jar ]; }
+  && command -v dalvik-exchange >/dev/null && command -v javac >/dev/null && command -v zip >/dev/null \
+  && command -v npm >/dev/null && [ -f /usr/lib/android-sdk/platforms/android-23/android.jar ]; }
 if have; then exit 0; fi
 if ! grep -rqs "bullseye" /etc/apt/sources.list /etc/apt/sources.list.d/; then
   echo "deb http://deb.debian.org/debian bullseye main" | $SUDO tee /etc/apt/sources.list.d/pocketbert-bullseye.list >/dev/null
@@ -20,5 +21,6 @@ Pin: release n=bullseye
 Pin-Priority: 500
 PIN
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends default-jdk-headless aapt zipalign apksigner \
-  android-sdk-platform-23 dalvik-exchange >/dev/null
+NPM=""; command -v npm >/dev/null || NPM="npm"
+$SUDO apt-get install -y -qq --no-install-recommends default-jdk-headless aapt zipalign apksigner zip \
+  android-sdk-platform-23 dalvik-exchange $NPM >/dev/null
