@@ -41,9 +41,10 @@ def build(bundle: Path, out: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def apk(onnx_bundle, tmp_path_factory) -> Path:
+    from pocketbert.cli.main import main
+
     out = tmp_path_factory.mktemp("apk") / "pocketbert-demo.apk"
-    proc = build(onnx_bundle, out)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert main(["android", str(onnx_bundle), "-o", str(out)]) == 0  # build.sh, through the verb
     return out
 
 
@@ -80,6 +81,16 @@ def test_build_sh_refuses_a_bundle_the_app_cannot_run(onnx_bundle, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "is a tflite bundle; the app runs onnx bundles only" in proc.stderr
     assert not out.exists()
+
+
+def test_android_verb_refuses_what_the_app_cannot_run_in_one_line(onnx_bundle, tmp_path, capsys):
+    from test_devices import run_cli
+
+    bad = tflite(onnx_bundle, tmp_path / "tfl")
+    code, _, err = run_cli(["android", str(bad), "-o", str(tmp_path / "a.apk")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "the Android app runs onnx bundles only (onnxruntime-web); this bundle is tflite" in err
+    assert not (tmp_path / "a.apk").exists()
 
 
 @NEEDS_PAGE

@@ -4,6 +4,7 @@ onnxruntime-web's wasm files (from npm), and the app's Java classes compiled for
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,32 @@ ORT_WEB_VERSION = "1.31.1"
 PACKAGE = "org.pocketbert.demo"
 ACTIVITY = f"{PACKAGE}/.MainActivity"
 APP_VERSION = 1  # versionCode in AndroidManifest.xml; an installed app below it is too old
+RECORD = f"/sdcard/Android/data/{PACKAGE}/files/record.json"  # where the benchmark writes
+FORMATS = ("onnx",)
+TOKENIZER = ("WordPiece", "BertNormalizer", "BertPreTokenizer")
+
+
+def check_app_bundle(path: str | Path) -> dict:
+    """The bundle's manifest if the app can run it (hashes, format, tokenizer), else UserError."""
+    from pocketbert.bundle import open_bundle
+
+    manifest = open_bundle(path).manifest  # hashes, the manifest's digest, file names
+    if manifest["format"] not in FORMATS:
+        raise UserError(
+            f"the Android app runs {', '.join(FORMATS)} bundles only (onnxruntime-web); this "
+            f"bundle is {manifest['format']}: export one with --format onnx"
+        )
+    tok = json.loads((Path(path) / "tokenizer.json").read_text(encoding="utf-8"))
+    kinds = tuple(
+        str((tok.get(k) or {}).get("type")) for k in ("model", "normalizer", "pre_tokenizer")
+    )
+    if kinds != TOKENIZER:
+        raise UserError(
+            "the Android app tokenizes WordPiece (BertNormalizer + BertPreTokenizer) only; this "
+            f"bundle's tokenizer is {kinds[0]} (normalizer {kinds[1]}, pre-tokenizer {kinds[2]}): "
+            "export a model with a WordPiece vocabulary"
+        )
+    return manifest
 
 
 def cache_dir() -> Path:

@@ -15,7 +15,6 @@ and is reported as failed.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import shlex
@@ -25,7 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pocketbert.bundle import open_bundle, remote_name
+from pocketbert.android.toolchain import ACTIVITY, APP_VERSION, PACKAGE, RECORD, check_app_bundle
+from pocketbert.bundle import remote_name
 from pocketbert.bundle_checks import regular_files
 from pocketbert.core.errors import UserError
 from pocketbert.lab.local import describe_exit, run_process
@@ -34,13 +34,7 @@ from pocketbert.lab.registry import Job, last_line, parse_record, register_trans
 if TYPE_CHECKING:  # devices imports the lab (its transports), never the other way
     from pocketbert.devices import Device
 
-PACKAGE = "org.pocketbert.demo"
-ACTIVITY = f"{PACKAGE}/.MainActivity"
-APP_VERSION = 1  # the app's versionCode (android_demo/app/src/main/AndroidManifest.xml)
-RECORD = f"/sdcard/Android/data/{PACKAGE}/files/record.json"
 DEFAULT_WORKDIR = "/data/local/tmp/pocketbert"
-FORMATS = ("onnx",)
-TOKENIZER = ("WordPiece", "BertNormalizer", "BertPreTokenizer")
 BUILD = "build it with android_demo/build.sh BUNDLE app.apk and set connect.apk to it"
 
 
@@ -112,23 +106,10 @@ def check_bundle(device: Device, job: Job) -> dict:
             f"device {device.id}: the Android app times the model at one length; it takes no "
             "sentence file (drop --texts for this device)"
         )
-    manifest = open_bundle(job.bundle).manifest  # hashes, manifest digest, file names
-    if manifest["format"] not in FORMATS:
-        raise UserError(
-            f"device {device.id}: the Android app runs {', '.join(FORMATS)} bundles only "
-            f"(onnxruntime-web); this bundle is {manifest['format']}: export one with --format onnx"
-        )
-    tok = json.loads((Path(job.bundle) / "tokenizer.json").read_text(encoding="utf-8"))
-    kinds = tuple(
-        str((tok.get(k) or {}).get("type")) for k in ("model", "normalizer", "pre_tokenizer")
-    )
-    if kinds != TOKENIZER:
-        raise UserError(
-            f"device {device.id}: the Android app tokenizes WordPiece (BertNormalizer + "
-            f"BertPreTokenizer) only; this bundle's tokenizer is {kinds[0]} (normalizer "
-            f"{kinds[1]}, pre-tokenizer {kinds[2]}): export a model with a WordPiece vocabulary"
-        )
-    return manifest
+    try:
+        return check_app_bundle(job.bundle)
+    except UserError as exc:
+        raise UserError(f"device {device.id}: {exc}") from None
 
 
 def installed_version(device: Device, job: Job, serial: str) -> int | None:
