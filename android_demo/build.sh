@@ -25,7 +25,7 @@ ORT="$(bash "$HERE/fetch_ort.sh")" || die "onnxruntime-web is not fetched; run a
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 MAIN="$HERE/app/src/main"
 mkdir -p "$WORK/assets/web/ort" "$WORK/assets/bundle" "$WORK/gen" "$WORK/classes" "$WORK/dex"
-cp "$MAIN"/assets/web/* "$WORK/assets/web/"
+find "$MAIN/assets/web" -maxdepth 1 -type f -exec cp {} "$WORK/assets/web/" \;
 cp "$ORT"/ort.wasm.min.js "$ORT"/ort-wasm-simd-threaded.mjs "$ORT"/ort-wasm-simd-threaded.wasm "$WORK/assets/web/ort/"
 for f in "$BUNDLE"/*; do
   [ -f "$f" ] && [ ! -L "$f" ] || die "'$f' is not a regular file; bundles carry regular files only"
