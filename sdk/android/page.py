@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -99,6 +100,43 @@ def _handler(roots: dict[str, Path], bridge: _JavaBridge):
     return Handler
 
 
+@contextmanager
+def serve(
+    bundle: str | Path,
+    mode: str,
+    *,
+    texts: list[str] | None = None,
+    runs: int = 50,
+    warmup: int = 5,
+    seq_len: int = 0,
+    record_out: str | Path | None = None,
+):
+    """The page on ``bundle`` at a loopback URL, with the Java Bridge behind it: yields
+    (url, where the record will be, the bridge)."""
+    if mode not in (*MODES, "ui"):
+        raise UserError(f"mode '{mode}' is not one of: {', '.join(MODES)}, ui")
+    classes = toolchain.host_classes()
+    _, java = toolchain.java()
+    ort = toolchain.ort_web_dir()
+    with tempfile.TemporaryDirectory(prefix="pocketbert-page-") as tmp:
+        out = Path(record_out) if record_out else Path(tmp) / "record.json"
+        texts_file = Path(tmp) / "texts.json"
+        texts_file.write_text(json.dumps(texts or [], ensure_ascii=False), encoding="utf-8")
+        bridge = _JavaBridge(
+            [java, "-cp", str(classes), "org.pocketbert.demo.HostBridge", str(bundle), mode]
+            + [str(runs), str(warmup), str(seq_len), str(out), str(texts_file)]
+        )
+        roots = {"": toolchain.WEB, "ort": ort, "bundle": Path(bundle)}
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(roots, bridge))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/index.html", out, bridge
+        finally:
+            server.shutdown()
+            server.server_close()
+            bridge.close()
+
+
 def run_page(
     bundle: str | Path,
     *,
@@ -116,23 +154,12 @@ def run_page(
     if mode not in MODES:
         raise UserError(f"mode '{mode}' is not one of: {', '.join(MODES)}")
     exe = chromium()
-    classes = toolchain.host_classes()
-    _, java = toolchain.java()
-    ort = toolchain.ort_web_dir()
-    with tempfile.TemporaryDirectory(prefix="pocketbert-page-") as tmp:
-        out = Path(record_out) if record_out else Path(tmp) / "record.json"
-        texts_file = Path(tmp) / "texts.json"
-        texts_file.write_text(json.dumps(texts or [], ensure_ascii=False), encoding="utf-8")
-        bridge = _JavaBridge(
-            [java, "-cp", str(classes), "org.pocketbert.demo.HostBridge", str(bundle), mode]
-            + [str(runs), str(warmup), str(seq_len), str(out), str(texts_file)]
-        )
-        roots = {"": toolchain.WEB, "ort": ort, "bundle": Path(bundle)}
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(roots, bridge))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    served = serve(
+        bundle, mode, texts=texts, runs=runs, warmup=warmup, seq_len=seq_len, record_out=record_out
+    )
+    with served as (url, out, bridge), tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         browser = subprocess.Popen(
-            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile", url],
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -142,9 +169,20 @@ def run_page(
         finally:
             os.killpg(browser.pid, signal.SIGKILL)
             browser.wait()
-            server.shutdown()
-            server.server_close()
-            bridge.close()
+
+
+def screenshot(bundle: str | Path, png: str | Path, *, budget_ms: int = 30000) -> str:
+    """The app's screen (its ``ui`` mode, the default text classified) as a PNG; returns the DOM."""
+    exe = chromium()
+    with serve(bundle, "ui") as (url, _, _), tempfile.TemporaryDirectory(prefix="chromium-") as p:
+        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={p}", f"--virtual-time-budget={budget_ms}"]
+        dom = subprocess.run(
+            [exe, *flags, "--window-size=420,640", f"--screenshot={png}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return dom.stdout
 
 
 def _wait(out: Path, browser: subprocess.Popen, bridge: _JavaBridge, timeout: float) -> dict:
