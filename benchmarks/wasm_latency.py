@@ -51,8 +51,10 @@ def export_all(models: list[str], out: Path, seq: int) -> list[Path]:
 
     bundles = []
     for model in models:
+        name = json.loads((Path(model) / "config.json").read_text()).get("model_type", "model")
+        name += f"-{Path(model).resolve().parent.name[-12:]}" if name != "bert" else "-minilm"
         for precision in ("fp32", "int8-dynamic"):
-            dest = out / f"{Path(model).name}-{precision}"
+            dest = out / f"{name}-{precision}"
             if not (dest / "manifest.json").is_file():
                 t = time.time()
                 pocketbert.export(
@@ -132,9 +134,9 @@ def main() -> None:
             print(f"| {bundle.name} | failed: {page.get('error')} |")
             continue
         n50, w50 = native["latency_ms"]["p50"], page["latency_ms"]["p50"]
-        name = m.get("source", {}).get("model") or bundle.name
         print(
-            f"| {Path(str(name)).name} ({m['task']}) | {m['precision']} | "
+            f"| {m['architecture']} {m['shape']['layers']}x{m['shape']['hidden']} ({m['task']}) | "
+            f"{m['precision']} | "
             f"{native['memory']['file_mb']:.1f} | {n50:.2f} | {w50:.2f} | {w50 / n50:.2f}x | "
             f"{page['tokenize_ms']['p50']:.3f} | {parity(bundle, texts)} |"
         )
