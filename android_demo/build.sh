@@ -34,7 +34,7 @@ done
 
 aapt2 compile --dir "$MAIN/res" -o "$WORK/res.zip"
 aapt2 link -o "$WORK/unsigned.apk" -I "$SDK" --manifest "$MAIN/AndroidManifest.xml" \
-  --java "$WORK/gen" -A "$WORK/assets" -0 wasm -0 onnx "$WORK/res.zip"
+  --java "$WORK/gen" -A "$WORK/assets" -0 wasm -0 onnx --debug-mode "$WORK/res.zip"
 javac -source 8 -target 8 -bootclasspath "$SDK" -Xlint:-options -encoding UTF-8 -nowarn \
   -d "$WORK/classes" $(find "$MAIN/java" "$WORK/gen" -name '*.java')
 "$DX" --dex --min-sdk-version=21 --output="$WORK/dex/classes.dex" "$WORK/classes"

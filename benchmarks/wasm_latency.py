@@ -75,7 +75,7 @@ def parity(bundle: Path, texts: list[str]) -> str:
     import pocketbert
     from pocketbert.android.page import run_page
 
-    record = run_page(bundle, mode="classify", texts=texts)
+    record = run_page(bundle, mode="classify", texts=texts, timeout=900)
     expected = pocketbert.load(bundle).predict(texts)
     got = record["results"]
     if isinstance(expected, np.ndarray):
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--texts", type=int, default=50, help="sentences for the parity column")
     ap.add_argument("--out", default=None, help="keep exported bundles here (re-used)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds for one page run")
     args = ap.parse_args()
 
     from pocketbert.android.page import chromium, run_page
@@ -129,7 +130,14 @@ def main() -> None:
     for bundle in bundles:
         m = json.loads((bundle / "manifest.json").read_text())
         native = measure(bundle, runs=args.runs, warmup=args.warmup, threads=1, seq_len=args.seq)
-        page = run_page(bundle, mode="bench", runs=args.runs, warmup=args.warmup, seq_len=args.seq)
+        page = run_page(
+            bundle,
+            mode="bench",
+            runs=args.runs,
+            warmup=args.warmup,
+            seq_len=args.seq,
+            timeout=args.timeout,
+        )
         if page["status"] != "ok":
             print(f"| {bundle.name} | failed: {page.get('error')} |")
             continue

@@ -60,6 +60,7 @@ def test_build_sh_makes_a_signed_apk_that_verifies(apk, onnx_bundle):
     assert "package: name='org.pocketbert.demo' versionCode='1'" in badging
     assert "launchable-activity: name='org.pocketbert.demo.MainActivity'" in badging
     assert "sdkVersion:'21'" in badging and "targetSdkVersion:'23'" in badging
+    assert "application-debuggable" in badging  # a debug APK: run-as works on the phone
     with zipfile.ZipFile(apk) as zf:
         names = set(zf.namelist())
         assert zf.read("assets/bundle/model.onnx") == (onnx_bundle / "model.onnx").read_bytes()

@@ -28,6 +28,17 @@ MODES = ("bench", "classify")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio"]
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the process that started it dies (Linux), so a harness that is
+    killed leaves no browser behind; elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
@@ -163,6 +174,7 @@ def run_page(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             return _wait(out, browser, bridge, timeout)
