@@ -246,7 +246,7 @@ def test_ssh_session_killed_mid_run_is_reported_failed(sshd, onnx_bundle, tmp_pa
     assert record["error"].startswith("device pi-dies dropped out during the measurement: lost ssh")
 
 
-@covers("adb")
+@covers("adb-python")
 def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
     adb = stand_in_adb(tmp_path)
     phone = tmp_path / "phone"
@@ -254,7 +254,7 @@ def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
         tmp_path,
         entry(
             "phone",
-            "adb",
+            "adb-python",
             adb=str(adb),
             serial="emulator-5554",
             workdir=str(phone),
@@ -265,7 +265,7 @@ def test_adb_transport_pushes_runs_and_pulls_the_record(onnx_bundle, tmp_path):
         [onnx_bundle], ["phone"], runs=4, warmup=1, catalog=path, store=None, quiet=True
     )
     assert record["status"] == "ok", record.get("error")
-    assert (record["method"], record["transport"]) == ("measured", "adb")
+    assert (record["method"], record["transport"]) == ("measured", "adb-python")
     assert (phone / remote_name(onnx_bundle) / "bundle" / "manifest.json").is_file()
 
 
@@ -276,9 +276,19 @@ def test_device_killed_mid_run_is_reported_failed_not_missing(onnx_bundle, tmp_p
     )
     path = catalog(
         tmp_path,
-        entry("alive", "adb", adb=str(good), workdir=str(tmp_path / "p1"), python=sys.executable),
         entry(
-            "unplugged", "adb", adb=str(dying), workdir=str(tmp_path / "p2"), python=sys.executable
+            "alive",
+            "adb-python",
+            adb=str(good),
+            workdir=str(tmp_path / "p1"),
+            python=sys.executable,
+        ),
+        entry(
+            "unplugged",
+            "adb-python",
+            adb=str(dying),
+            workdir=str(tmp_path / "p2"),
+            python=sys.executable,
         ),
     )
     store = tmp_path / "r.jsonl"
@@ -310,7 +320,7 @@ def test_device_without_the_runtime_says_what_to_install_there(onnx_bundle, tmp_
         tmp_path,
         entry(
             "bare",
-            "adb",
+            "adb-python",
             adb=str(stand_in_adb(tmp_path)),
             workdir=str(tmp_path / "p"),
             python=str(python),
@@ -322,6 +332,18 @@ def test_device_without_the_runtime_says_what_to_install_there(onnx_bundle, tmp_
         "device bare: the bundle needs the 'onnxruntime' runtime, which is not installed on this "
         "device; install it there: pip install onnxruntime"
     )
+
+
+@covers("adb")
+def test_adb_transport_asks_adb_for_the_phone_first(onnx_bundle, tmp_path):
+    # the Android app's benchmark mode end to end: tests/test_android_adb.py
+    from android_phone import stand_in_phone
+
+    phone = stand_in_phone(tmp_path, serials=())
+    path = catalog(tmp_path, {**entry("ph", "adb", adb=str(phone.adb)), "kind": "phone"})
+    (record,) = profile([onnx_bundle], ["ph"], runs=2, catalog=path, store=None, quiet=True)
+    assert record["status"] == "failed" and "no phone attached" in record["error"]
+    assert phone.calls() == [["devices"]]
 
 
 @covers("local")

@@ -162,7 +162,7 @@ def test_profile_texts_through_adb_pushes_the_sentences(onnx_bundle, texts_file,
     phone = tmp_path / "phone"
     adb = stand_in_adb(tmp_path)
     path = catalog(
-        tmp_path, entry("ph", "adb", adb=str(adb), workdir=str(phone), python=sys.executable)
+        tmp_path, entry("ph", "adb-python", adb=str(adb), workdir=str(phone), python=sys.executable)
     )
     (record,) = profile(
         [onnx_bundle], ["ph"], runs=2, warmup=0, texts=texts_file, catalog=path, store=None,

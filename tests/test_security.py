@@ -57,7 +57,8 @@ def cli_error(capsys, *argv) -> str:
 def adb_phone(tmp_path: Path, workdir: Path, log: Path, sandbox: Path) -> Path:
     adb = stand_in_adb(tmp_path, log=log, cwd=sandbox)
     return catalog(
-        tmp_path, entry("phone", "adb", adb=str(adb), workdir=str(workdir), python=sys.executable)
+        tmp_path,
+        entry("phone", "adb-python", adb=str(adb), workdir=str(workdir), python=sys.executable),
     )
 
 
@@ -145,7 +146,8 @@ def test_transports_send_nothing_when_the_bundle_holds_a_link(linked_bundle, tmp
     job = Job(linked_bundle, runs=1, warmup=0)
     board = Device("pi", "board", "ssh", ("onnx",), ("onnxruntime",), connect={"host": "pi"})
     phone = Device("ph", "phone", "adb", ("onnx",), ("onnxruntime",), connect={"adb": str(adb)})
-    for device in (board, phone):
+    rooted = Device("pr", "phone", "adb-python", ("onnx",), ("onnxruntime",), {"adb": str(adb)})
+    for device in (board, phone, rooted):
         with pytest.raises(UserError, match="bundles carry regular files only"):
             TRANSPORTS[device.transport](device, job)
     assert not log.exists()

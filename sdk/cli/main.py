@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="pocketbert-demo", help="where to write the bundles")
     p.set_defaults(func=cmd_demo)
 
+    from pocketbert.cli.android import add_parsers as add_android_parsers
     from pocketbert.cli.build import add_parsers as add_build_parsers
     from pocketbert.cli.distill import add_parsers as add_distill_parsers
     from pocketbert.cli.examples import add_parsers as add_examples_parsers
@@ -319,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_parsers(sub, common)
     add_verify_parsers(sub, common)
     add_fpga_parsers(sub, common)
+    add_android_parsers(sub, common)
     return parser
 
 
