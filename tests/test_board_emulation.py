@@ -310,3 +310,60 @@ def test_rpi4_lists_tflite_runtime_2_14_with_numpy_1():
     rpi4 = load_devices(Path(__file__).parents[1] / "devices.yaml")["rpi4"]
     assert rpi4.software == {"python": "3.11", "tflite": ["tflite-runtime==2.14.0", "numpy<2"]}
     assert json.dumps(rpi4.software)  # JSON-able: build steps hash it
+
+
+@needs_qemu
+def test_the_build_step_checks_a_board_bundle_and_says_when_it_does_not_run(fp32_bundle, tmp_path):
+    from types import SimpleNamespace
+
+    from pocketbert.build_steps import emulate
+    from pocketbert.core.progress import Progress
+
+    runs = {}
+    for precision, board in (("fp32", "rpi4"), ("int8-static", "rpi4")):
+        folder = tmp_path / precision
+        shutil.copytree(fp32_bundle("tflite", precision), folder / "bundle")
+        run = SimpleNamespace(
+            step=SimpleNamespace(reads={"device": board}, after=(f"evaluate b-{precision}",)),
+            result=lambda name: {"status": "ok", "bundle": "bundle"},
+            folder=lambda name, folder=folder: folder,
+            build=SimpleNamespace(progress=Progress(quiet=True)),
+        )
+        runs[precision] = emulate(run)
+    if runs["fp32"]["status"] == "not checked":
+        pytest.skip(f"not checked here: {runs['fp32']['warnings']}")
+    assert runs["fp32"]["status"] == "passed" and runs["fp32"]["warnings"] == []
+    assert runs["fp32"]["record"]["software"]["installed"]["tflite-runtime"] == "2.14.0"
+    bad = runs["int8-static"]
+    assert bad["status"] == "does not run"
+    assert bad["warnings"][0].startswith("rpi4 b-int8-static: does not run on the board's software")
+
+
+def test_a_bundle_that_does_not_run_on_a_board_is_never_its_pick():
+    from types import SimpleNamespace
+
+    from pocketbert.recipe import Budgets
+    from pocketbert.selection import select
+
+    steps = {
+        f"profile rpi4 {n}": SimpleNamespace(
+            name=f"profile rpi4 {n}",
+            kind="profile",
+            reads={"device": "rpi4"},
+            after=(f"evaluate {n}",),
+        )
+        for n in ("a", "b")
+    }
+    ok = {"status": "ok", "method": "estimated", "p50_ms": 1.0, "p90_ms": 1.0, "memory_mb": None}
+    results = {
+        "evaluate a": {"test_accuracy": 0.9, "file_mb": 1.0},
+        "evaluate b": {"test_accuracy": 0.8, "file_mb": 1.0},
+        "profile rpi4 a": {"row": ok},
+        "profile rpi4 b": {"row": ok},
+        "emulate rpi4 a": {"status": "does not run", "warnings": ["rpi4 a: does not run ..."]},
+        "finetune": {"summary": {"test_accuracy": 0.9}},
+    }
+    chosen = select(SimpleNamespace(steps=steps, results=results), "rpi4", Budgets())
+    assert chosen["pick"] == "b"
+    a = next(c for c in chosen["candidates"] if c["bundle"] == "a")
+    assert a["status"] == "failed" and "does not run" in a["error"]
