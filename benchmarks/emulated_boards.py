@@ -83,7 +83,7 @@ def row(model: str, bundle: Path, board: str, texts: list[str]) -> dict:
         "model": model,
         "format": manifest["format"],
         "precision": manifest["precision"],
-        "requested": manifest.get("requested", manifest["precision"]),
+        "requested": (manifest.get("requested") or {}).get("precision", manifest["precision"]),
         "board": board,
     }
     start = time.perf_counter()
@@ -145,7 +145,11 @@ def main() -> int:
     )
     sets = {
         "minilm": export_set(
-            Path(args.out) / "minilm", args.formats, args.precisions, args.max_seq_len
+            Path(args.out) / "minilm",
+            args.formats,
+            args.precisions,
+            args.max_seq_len,
+            not args.no_export,
         )
     }
     for s in args.students:
