@@ -43,22 +43,32 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def export_set(out: Path, formats: list[str], precisions: list[str], max_seq_len: int) -> Path:
-    """The MiniLM bundle set ``out/<format>-<precision>/``, exported once (re-used after)."""
+def export_set(
+    out: Path, formats: list[str], precisions: list[str], max_seq_len: int, export: bool
+) -> Path:
+    """The MiniLM bundles ``out/<format>-<precision>/``: those missing exported one by one
+    (each written whole), unless ``export`` is False (then the rows say so)."""
     import pocketbert
     from pocketbert.examples import minilm_path
 
-    wanted = [f"{f}-{p}" for f in formats for p in precisions]
-    if all((out / w / "manifest.json").is_file() for w in wanted):
+    missing = [
+        (f, p)
+        for f in formats
+        for p in precisions
+        if not (out / f"{f}-{p}" / "manifest.json").is_file()
+    ]
+    if not missing or not export:
         return out
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    start = time.perf_counter()
-    pocketbert.export(
-        minilm_path(), out, format=formats, precision=precisions, max_seq_len=max_seq_len
-    )
-    print(f"# exported {len(wanted)} MiniLM bundles in {time.perf_counter() - start:.0f} s")
+    for fmt, precision in missing:
+        start = time.perf_counter()
+        pocketbert.export(
+            minilm_path(), out / f"{fmt}-{precision}", format=fmt, precision=precision,
+            max_seq_len=max_seq_len, quiet=True,
+        )  # fmt: skip
+        print(f"# exported MiniLM {fmt} {precision} in {time.perf_counter() - start:.0f} s")
     return out
 
 
@@ -73,7 +83,7 @@ def row(model: str, bundle: Path, board: str, texts: list[str]) -> dict:
         "model": model,
         "format": manifest["format"],
         "precision": manifest["precision"],
-        "requested": manifest.get("requested", manifest["precision"]),
+        "requested": (manifest.get("requested") or {}).get("precision", manifest["precision"]),
         "board": board,
     }
     start = time.perf_counter()
@@ -115,6 +125,9 @@ def main() -> int:
         default=[],
         help="bundle sets (DIR/<format>-<precision>/) of distilled students to check too",
     )
+    ap.add_argument(
+        "--no-export", action="store_true", help="check only the bundles already in --out"
+    )
     args = ap.parse_args()
     from pocketbert.core.texts import BUILTIN
 
@@ -132,7 +145,11 @@ def main() -> int:
     )
     sets = {
         "minilm": export_set(
-            Path(args.out) / "minilm", args.formats, args.precisions, args.max_seq_len
+            Path(args.out) / "minilm",
+            args.formats,
+            args.precisions,
+            args.max_seq_len,
+            not args.no_export,
         )
     }
     for s in args.students:
@@ -151,6 +168,14 @@ def main() -> int:
             for precision in args.precisions:
                 bundle = folder / f"{fmt}-{precision}"
                 if not (bundle / "manifest.json").is_file():
+                    from pocketbert.qemu_wheels import NOT_EMULATED
+
+                    why = NOT_EMULATED.get(fmt, "")
+                    for board in args.boards:
+                        print(
+                            f"| {model} | {fmt} | {precision} | {board} | - | no bundle exported in "
+                            f"this run{'; ' + why if why else ''} | - | - | - |"
+                        )
                     continue
                 for board in args.boards:
                     r = row(model, bundle, board, texts)
