@@ -131,9 +131,10 @@ def host_table(bundles: list[Path], runs: int) -> dict:
         r["host_loo_ms"], r["host_loo_error"] = loo["estimated_ms"], loo["error"]
     print("\n## This host: estimate vs measured p50 (batch 1, seq 128, 1 thread)")
     print(
-        "| bundle | runtime | measured p50 ms | estimated ms | error | gemm / memory / transc. / ops ms |"
+        "| bundle | runtime | measured p50 ms | estimated ms | error "
+        "| gemm / memory / transc. / ops ms | host-fitted LOO ms | error |"
     )
-    print("|---|---|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---|---:|---:|")
     for r in rows:
         parts = " / ".join(f"{v:.1f}" for v in r["parts_ms"].values())
         print(
