@@ -77,6 +77,7 @@ def host_rows(bundles: list[Path], runs: int) -> list[dict]:
     from pocketbert import runtimes
     from pocketbert.examples import sample_sentences
     from pocketbert.lab import host_probe
+    from pocketbert.lab.cost_model import Peaks, features
     from pocketbert.lab.emulated import estimate
     from pocketbert.lab.op_count import bundle_work
     from pocketbert.tokenize import Encoder
@@ -98,6 +99,7 @@ def host_rows(bundles: list[Path], runs: int) -> list[dict]:
         runners[bundle.name] = (lambda s, f: lambda: s.run(f))(session, feeds)
         work, facts = bundle_work(bundle, SEQ)
         est = estimate(work, device, manifest["runtime"], threads=1)
+        x = features(work, Peaks.of(device, 1))
         rows.append(
             {
                 "bundle": bundle.name,
@@ -107,6 +109,7 @@ def host_rows(bundles: list[Path], runs: int) -> list[dict]:
                 "estimated_ms": est["estimate_ms"],
                 "parts_ms": est["parts_ms"],
                 "source": est["coefficients_source"],
+                "x": x,
             }
         )
     p50 = interleaved_p50_ms(runners, runs)
@@ -117,17 +120,26 @@ def host_rows(bundles: list[Path], runs: int) -> list[dict]:
 
 
 def host_table(bundles: list[Path], runs: int) -> dict:
+    from pocketbert.lab.fit import Point, leave_one_out
+
     rows = host_rows(bundles, runs)
+    points = [
+        Point(r["bundle"], "host", r["runtime"], SEQ, 1, r["measured_ms"], "here", "", r["x"])
+        for r in rows
+    ]
+    for r, loo in zip(rows, leave_one_out(points), strict=True):
+        r["host_loo_ms"], r["host_loo_error"] = loo["estimated_ms"], loo["error"]
     print("\n## This host: estimate vs measured p50 (batch 1, seq 128, 1 thread)")
     print(
-        "| bundle | runtime | measured p50 ms | estimated ms | error | gemm / memory / transc. / ops ms |"
+        "| bundle | runtime | measured p50 ms | estimated ms | error "
+        "| gemm / memory / transc. / ops ms | host-fitted LOO ms | error |"
     )
-    print("|---|---|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---|---:|---:|")
     for r in rows:
         parts = " / ".join(f"{v:.1f}" for v in r["parts_ms"].values())
         print(
             f"| {r['bundle']} | {r['runtime']} | {r['measured_ms']:.1f} | {r['estimated_ms']:.1f} "
-            f"| {pct(r['error'])} | {parts} |"
+            f"| {pct(r['error'])} | {parts} | {r['host_loo_ms'] or '-'} | {pct(r['host_loo_error'])} |"
         )
     errs = [abs(r["error"]) for r in rows]
     summary = {"points": len(errs)}
@@ -136,6 +148,13 @@ def host_table(bundles: list[Path], runs: int) -> dict:
         print(
             f"\n{len(errs)} bundles: median |error| {summary['median_abs_error']:.0%}, "
             f"max |error| {summary['max_abs_error']:.0%}"
+        )
+    loo = [abs(r["host_loo_error"]) for r in rows if r["host_loo_error"] is not None]
+    if loo:
+        summary["host_loo_median_abs_error"] = statistics.median(loo)
+        print(
+            f"host-fitted leave-one-out (each bundle by the other bundle of its runtime, GEMM term "
+            f"only): median |error| {statistics.median(loo):.0%}, max {max(loo):.0%}"
         )
     print("coefficients: " + "; ".join(sorted({r["source"] for r in rows})))
     return {"rows": rows, "summary": summary}

@@ -88,8 +88,8 @@ def predict(work: Work, peaks: Peaks, coef: Coefficients) -> dict:
     x = features(work, peaks)
     parts = [k * v * 1e3 for k, v in zip(coef.as_tuple(), x, strict=True)]
     return {
-        "estimate_ms": round(sum(parts), 3),
-        "parts_ms": {t: round(p, 3) for t, p in zip(TERMS, parts, strict=True)},
+        "estimate_ms": round(float(sum(parts)), 3),
+        "parts_ms": {t: round(float(p), 3) for t, p in zip(TERMS, parts, strict=True)},
         "coefficients": {k: round(v, 4) for k, v in asdict(coef).items() if k != "source"},
         "coefficients_source": coef.source,
         "peaks": asdict(peaks),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import subprocess
 import tempfile
@@ -25,6 +26,8 @@ from pocketbert.core.errors import UserError
 from pocketbert.lab.op_cost import OpCost
 
 _INVALID = 0xFFFFFFFF
+_BARE = re.compile(r"([:\[,]\s*)(-inf|inf|nan|-nan)\b")
+_SPELLED = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN", "-nan": "NaN"}
 _ATEN_ITEMSIZE = {"FLOAT": 4, "HALF": 2, "BFLOAT16": 2, "LONG": 8, "INT": 4, "CHAR": 1}
 _ATEN_ITEMSIZE |= {"BYTE": 1, "BOOL": 1, "DOUBLE": 8, "SHORT": 2, "QINT8": 1, "QUINT8": 1}
 _XNN_ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2, "int32": 4, "qint32": 4, "qcint32": 4}
@@ -98,7 +101,8 @@ def _to_json(flatc: Path, schema: Path, data: bytes, tmp: Path, name: str) -> di
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode:
         raise UserError(f"flatc cannot read the program ({proc.stderr.strip()[:200]})")
-    return json.loads((tmp / f"{name}.json").read_text())
+    text = (tmp / f"{name}.json").read_text()  # flatc writes inf / nan bare; JSON spells them
+    return json.loads(_BARE.sub(lambda m: m[1] + _SPELLED[m[2]], text))
 
 
 def _kind(name: str) -> tuple[str, float]:

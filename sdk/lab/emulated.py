@@ -57,15 +57,15 @@ def bert_cost(
     """Hand count of a BERT classifier's matmuls (pooler and classifier on [CLS], as exported).
 
     Each linear reads its input and weight and writes its output (biases are separate adds,
-    except the pooler's and classifier's Gemm); QK^T reads Q and K and writes the scores
+    except the classifier's Gemm); QK^T reads Q and K and writes the scores
     [heads, seq, seq], PV reads the probabilities and V and writes the context."""
     head = hidden * hidden + hidden * labels
     linear = layers * seq * (4 * hidden * hidden + 2 * hidden * intermediate) + head
     attention = layers * 2 * seq * seq * hidden
-    weights = layers * (4 * hidden * hidden + 2 * hidden * intermediate) + head + hidden + labels
-    acts = (
+    weights = layers * (4 * hidden * hidden + 2 * hidden * intermediate) + head + labels
+    acts = (  # the pooler's bias reaches its Gemm as a computed input, not as an initializer
         layers * (seq * (10 * hidden + 2 * intermediate) + 4 * seq * hidden + 2 * heads * seq * seq)
-        + 3 * hidden
+        + 4 * hidden
         + labels
     )
     return Cost(2.0 * (linear + attention), 0.0, 4.0 * weights, 4.0 * acts)

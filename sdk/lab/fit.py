@@ -4,7 +4,8 @@ leave-one-out: each published point estimated by a model fitted without it.
 The figures are sdk/assets/published_latency.yaml (each with its source); the op counts of
 their models sdk/assets/published_counts.json (benchmarks/published_graphs.py writes it).
 The fit minimises the squared relative error, coefficients >= 0 (exact: every subset of
-free coefficients is solved and the best feasible one kept; there are four). A runtime with
+free coefficients is solved and the best feasible one kept; there are four), and ``a`` >= 1
+(no runtime runs its GEMMs faster than the device's peak). A runtime with
 at least MIN_POINTS_FOR_ALL points gets all four coefficients of its own; one with fewer gets
 only its GEMM coefficient ``a``, the other three taken from the runtime with the most points.
 A published figure faster than its matmuls at the device's peak is flagged and never fitted.
@@ -47,22 +48,33 @@ class Point:
     over_peak: bool = False
 
 
-def nnls_relative(x: np.ndarray, y: np.ndarray, free: Sequence[int] | None = None) -> np.ndarray:
-    """theta >= 0 minimising sum(((x @ theta) - y) / y) ** 2 over the columns ``free``."""
-    a = x / y[:, None]
+def nnls_relative(
+    x: np.ndarray, y: np.ndarray, free: Sequence[int] | None = None, scale: np.ndarray | None = None
+) -> np.ndarray:
+    """theta >= 0 minimising sum(((x @ theta) - y) / scale) ** 2 (scale: y unless given) over
+    the columns ``free``."""
+    scale = y if scale is None else scale
+    a, b = x / scale[:, None], y / scale
     cols = list(range(x.shape[1]) if free is None else free)
-    best, best_err = np.zeros(x.shape[1]), float(len(y))  # theta = 0: every error is 1
+    best, best_err = np.zeros(x.shape[1]), float((b**2).sum())  # theta = 0
     for r in range(1, len(cols) + 1):
         for subset in itertools.combinations(cols, r):
-            sol, *_ = np.linalg.lstsq(a[:, subset], np.ones(len(y)), rcond=None)
+            sol, *_ = np.linalg.lstsq(a[:, subset], b, rcond=None)
             if (sol < 0).any():
                 continue
             theta = np.zeros(x.shape[1])
             theta[list(subset)] = sol
-            err = float(((a @ theta - 1.0) ** 2).sum())
+            err = float(((a @ theta - b) ** 2).sum())
             if err < best_err - 1e-12:
                 best, best_err = theta, err
     return best
+
+
+def _with_a_at_least_one(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The fit with a = 1 (GEMMs at the device's peak: no runtime beats it), b c d refitted
+    on what the GEMMs leave of each figure."""
+    rest = nnls_relative(x[:, 1:], y - x[:, 0], scale=y)
+    return np.concatenate([[1.0], rest])
 
 
 def fit(points: Sequence[Point]) -> dict[str, Coefficients]:
@@ -82,6 +94,8 @@ def fit(points: Sequence[Point]) -> dict[str, Coefficients]:
     x, y = arrays(by_runtime[richest])
     full = len(by_runtime[richest]) >= MIN_POINTS_FOR_ALL
     theta = nnls_relative(x, y, None if full else [0])
+    if full and theta[0] < 1.0 and (y - x[:, 0] > 0).all():
+        theta = _with_a_at_least_one(x, y)
     out[richest] = Coefficients(*theta, source=f"{richest}: fitted on {len(y)} published points")
     for runtime, pts in by_runtime.items():
         if runtime == richest:
