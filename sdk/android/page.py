@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -85,7 +85,8 @@ def _handler(roots: dict[str, Path], bridge: _JavaBridge):
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
+            with suppress(BrokenPipeError, ConnectionResetError):  # the browser may be gone
+                self.wfile.write(body)
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].lstrip("/") or "index.html"
