@@ -7,7 +7,7 @@
    seeded 80/10/10 stratified split, seed 0), ``--teacher-epochs`` at ``--max-seq-len``
    (or ``--teacher DIR``, a model fine-tuned so already); ``--students``: distilled
    students of benchmarks/distill_sentiment.py, if given;
-2. per model, on the test split (``--test-limit``: its first N, stratified order kept):
+2. per model, on the test split (``--test-limit``: the first N of the seeded test split):
    the accuracy of torch fp32, of the int8-dynamic ONNX bundle and of the integer fpga
    bundle; the argmax agreement of the integer program with fp32; the emulator's ms per
    sentence (each sentence at its own length, tokenization included); the host's measured
@@ -17,6 +17,9 @@
    seq 128, on a ZCU102 and a ZCU111, the entries of devices.yaml), its error, and its
    GEMM cycles against SCALE-Sim's weight-stationary demand matrices for MiniLM's shapes on
    the zcu104 array (when scalesim is installed).
+
+``--model-only`` runs step 3 alone, plus the zcu104 estimate of a MiniLM-L6-shaped encoder
+(6 x 384, FFN 1536, 12 heads; no embeddings or head) at 64 and 128 tokens: seconds, no torch.
 
 Prints the tables and the machine it ran on.
 """
@@ -208,6 +211,58 @@ def _scalesim_check() -> list[tuple] | None:
     return out
 
 
+def _minilm_shaped() -> None:
+    from pocketbert.devices import load_devices
+    from pocketbert.lab.fpga_layers import bert_program, program_layers
+    from pocketbert.lab.fpga_model import Accelerator, estimate
+
+    acc = Accelerator.from_device(load_devices()["zcu104"])
+    nodes, shapes, sizes, inputs = bert_program(6, 384, 1536, 12)
+    print("\nzcu104, a MiniLM-L6-shaped encoder (int8, no embeddings or head):")
+    for seq in (64, 128):
+        r = estimate(acc, program_layers(nodes, shapes, sizes, seq, inputs))
+        u = r["utilisation"]
+        print(
+            f"  seq {seq}: {r['estimate_ms']:.3f} ms, bound {r['bound']} "
+            f"({', '.join(f'{k} {v:.3f} ms' for k, v in r['ms_by_bound'].items())}), DSP "
+            f"{u['dsp']:.0%}, BRAM {u['bram36']:.0%}, URAM {u['uram']:.0%}, MAC efficiency "
+            f"{u['mac_efficiency']:.0%}, weights "
+            + ("on chip" if r["weights_resident"] else "from DDR")
+        )
+
+
+def _print_model_checks() -> None:
+    print("\nfpga model vs FQ-BERT (BERT-base, seq 128, w4/a8, 214 MHz; DATE 2021 Tables III-IV)")
+    print(
+        f"{'device':<15}{'buffers':>8}{'published':>10}{'model':>9}{'error':>8}  DSP model/published"
+    )
+    for v in _validation():
+        print(
+            f"{v['device']:<15}{v['weight_buffers']:>8}{v['published_ms']:>10.2f}"
+            f"{v['estimate_ms']:>9.2f}{v['error']:>+8.1%}  {v['dsp']:.0%}/{v['published_dsp']:.0%}"
+            f" (bound {v['bound']}, MAC efficiency {v['mac_efficiency']:.0%})"
+        )
+    check = _scalesim_check()
+    if check is None:
+        print("\nSCALE-Sim not installed (pip install scalesim): GEMM cross-check skipped")
+    else:
+        print("\nGEMM cycles on the zcu104 array, one weight buffer: model vs SCALE-Sim 3.0.0 (ws)")
+        for shape, ours, theirs in check:
+            print(
+                f"  M x K x N = {shape}: {ours:,} vs {theirs:,} {'(equal)' if ours == theirs else ''}"
+            )
+    _minilm_shaped()
+
+
+def _machine(start: float) -> None:
+    load = os.getloadavg()[0]
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, load average {load:.1f}; "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default="bench-fpga")
@@ -217,7 +272,13 @@ def main() -> None:
     ap.add_argument("--test-limit", type=int, default=0, help="first N test sentences (0: all)")
     ap.add_argument("--max-seq-len", type=int, default=64)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--model-only", action="store_true", help="step 3 and a MiniLM-shaped estimate")
     args = ap.parse_args()
+    if args.model_only:
+        t0 = time.perf_counter()
+        _print_model_checks()
+        _machine(t0)
+        return
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     import torch
@@ -270,31 +331,8 @@ def main() -> None:
         gap = (r["fp32"] - r["fpga_int"]) * 100
         if gap > 1:
             print(f"  note: the integer program is {gap:.1f} points below fp32 (target: 1)")
-    print("\nfpga model vs FQ-BERT (BERT-base, seq 128, w4/a8, 214 MHz; DATE 2021 Tables III-IV)")
-    print(
-        f"{'device':<15}{'buffers':>8}{'published':>10}{'model':>9}{'error':>8}  DSP model/published"
-    )
-    for v in _validation():
-        print(
-            f"{v['device']:<15}{v['weight_buffers']:>8}{v['published_ms']:>10.2f}"
-            f"{v['estimate_ms']:>9.2f}{v['error']:>+8.1%}  {v['dsp']:.0%}/{v['published_dsp']:.0%}"
-            f" (bound {v['bound']}, MAC efficiency {v['mac_efficiency']:.0%})"
-        )
-    check = _scalesim_check()
-    if check is None:
-        print("\nSCALE-Sim not installed (pip install scalesim): GEMM cross-check skipped")
-    else:
-        print("\nGEMM cycles on the zcu104 array, one weight buffer: model vs SCALE-Sim 3.0.0 (ws)")
-        for shape, ours, theirs in check:
-            print(
-                f"  M x K x N = {shape}: {ours:,} vs {theirs:,} {'(equal)' if ours == theirs else ''}"
-            )
-    load = os.getloadavg()[0]
-    print(
-        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.release()}, load average {load:.1f}; "
-        f"{time.perf_counter() - start:.0f} s"
-    )
+    _print_model_checks()
+    _machine(start)
 
 
 if __name__ == "__main__":
