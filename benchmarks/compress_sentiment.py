@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     parser.add_argument("--train-threads", type=int, default=1)
     parser.add_argument("--second-teacher", default=None, help="a TREC teacher (task_data split)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep students an earlier run of -o finished"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -158,7 +161,11 @@ def main() -> None:
     for name in args.rows.split(","):
         t0 = time.perf_counter()
         opts = _options(args, unlabelled, root / "cache", ROWS[name])
-        s = pocketbert.distill(teacher, data, root / name, opts)
+        done = root / name / "summary.json"
+        if args.reuse and done.is_file():  # a finished row of an earlier run of this mode
+            s = json.loads(done.read_text())
+        else:
+            s = pocketbert.distill(teacher, data, root / name, opts)
         vocab = next((r for r in s.get("compression", []) if r["method"] == "prune_vocabulary"), {})
         rows.append(
             {

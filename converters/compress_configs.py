@@ -97,3 +97,16 @@ class PruneVocabulary:
             if list(keep) != sorted(set(keep)):
                 raise UserError("vocabulary keep ids must be ascending and distinct")
             object.__setattr__(self, "keep", keep)
+
+
+@dataclass(frozen=True)
+class ShareLayers:
+    """Cross-layer weight sharing (ALBERT / Subformer style): each run of ``group_size``
+    consecutive layers uses one set of weights (the group's first layer's to start)."""
+
+    group_size: int = 2
+
+    def __post_init__(self) -> None:
+        _whole(self.group_size, "layer-sharing group size")
+        if self.group_size < 2:
+            raise UserError("layer-sharing group size 1 shares nothing; give 2 or more")

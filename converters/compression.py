@@ -22,6 +22,7 @@ from pocketbert.converters.compress_configs import (
     LowRank,
     PruneStructure,
     PruneVocabulary,
+    ShareLayers,
 )
 from pocketbert.converters.low_rank import RECORD
 from pocketbert.converters.methods import apply_method
@@ -43,6 +44,7 @@ NAMES = {
     PruneVocabulary: "prune_vocabulary",
     PruneStructure: "prune_structure",
     LowRank: "low_rank",
+    ShareLayers: "share_layers",
 }
 
 

@@ -16,6 +16,8 @@ empty model before its weights load (``converters.model`` does this on every loa
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -204,6 +206,11 @@ def restore_structure(model: nn.Module) -> nn.Module:
     """Rebuild, with empty weights, the modules ``config.pocketbert_compression`` lists."""
     for name, entry in (getattr(model.config, RECORD, None) or {}).items():
         kind = entry.get("kind")
+        if kind == "shared_layers":  # converters.layer_share
+            from pocketbert.converters.layer_share import tie
+
+            tie(model, name, entry["group_size"])
+            continue
         old = model.get_submodule(name)
         if kind == "low_rank":
             new: nn.Module = LowRankLinear(
@@ -215,7 +222,7 @@ def restore_structure(model: nn.Module) -> nn.Module:
         else:
             raise UserError(
                 f"config.json's {RECORD} names an unknown module kind {kind!r}; "
-                f"this pocketbert knows: low_rank, factorized_embedding"
+                f"this pocketbert knows: low_rank, factorized_embedding, shared_layers"
             )
         _set(model, name, new)
     return model
@@ -238,8 +245,8 @@ def load_restructured(source: str, cls, **kwargs):
         raise UserError(f"'{source}' has no model.safetensors; a compressed model saves one")
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = set(getattr(model, "_tied_weights_keys", None) or [])
-    missing = [k for k in missing if k not in tied]
+    tied = [*(model._tied_weights_keys or []), *getattr(model, "_dynamic_tied_weights_keys", [])]
+    missing = [k for k in missing if not any(re.search(p, k) for p in tied)]
     if missing or unexpected:
         raise UserError(
             f"'{source}' does not match its config's compressed shapes (missing "

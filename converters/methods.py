@@ -39,7 +39,12 @@ def apply_method(model: Any, config: Any) -> Any:
     """Run the method registered for ``type(config)`` on ``model``; returns the new model."""
     handler = METHODS.get(type(config))
     if handler is None and type(config).__module__ == "pocketbert.converters.compress_configs":
-        from pocketbert.converters import low_rank, structured_prune, vocab_prune  # noqa: F401
+        from pocketbert.converters import (  # noqa: F401
+            layer_share,
+            low_rank,
+            structured_prune,
+            vocab_prune,
+        )
 
         handler = METHODS.get(type(config))
     if handler is None:

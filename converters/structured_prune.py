@@ -117,6 +117,9 @@ def _slice_ffn(inter: nn.Module, output: nn.Module, keep: torch.Tensor) -> None:
 @register_method(PruneStructure)
 def prune_structure(model: nn.Module, cfg: PruneStructure) -> nn.Module:
     check_shapes(model.config, cfg)
+    layers = model.base_model.encoder.layer
+    if len({id(m) for m in layers}) < len(layers):
+        raise UserError("this model's layers are shared; prune heads and neurons before sharing")
     head_scores, neuron_scores = importance(model, cfg.batches)
     config = model.config
     if cfg.heads:

@@ -193,7 +193,8 @@ class DistillOptions(TrainOptions):
     rate reported); ``prune_heads`` / ``prune_neurons``: the fraction of each layer's
     attention heads / FFN neurons removed, least important first (bert, mobilebert);
     ``low_rank``: the Linears of ``low_rank_targets`` as two, at a rank (>= 1) or the
-    rank keeping an energy (0-1) of the singular values.
+    rank keeping an energy (0-1) of the singular values; ``share_layers``: each run of N
+    consecutive layers shares one set of weights (N must divide the layers).
     """
 
     student: str | Path = "squeezebert"
@@ -216,6 +217,7 @@ class DistillOptions(TrainOptions):
     prune_neurons: float = 0.0  # fraction of each layer's FFN neurons removed
     low_rank: float | None = None  # FFN Linears as two: a rank (>= 1) or an energy (0-1)
     low_rank_targets: str = "ffn"  # ffn, attention, or both (comma-separated)
+    share_layers: int | None = None  # runs of N consecutive layers share one set of weights
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -290,6 +292,8 @@ class DistillOptions(TrainOptions):
                     targets=targets,
                 )
             )
+        if self.share_layers is not None:
+            methods.append(cc.ShareLayers(group_size=self.share_layers))
         if self.factorize_embeddings is not None:
             methods.append(cc.FactorizeEmbeddings(size=self.factorize_embeddings))
         if self.prune_vocabulary is not None:

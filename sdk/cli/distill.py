@@ -185,6 +185,13 @@ def _compress_args(p: argparse.ArgumentParser) -> None:
         help="Linears as two: a rank (R >= 1) or the rank keeping R (0-1) of the energy",
     )
     g.add_argument("--low-rank-targets", default="ffn", help="ffn, attention, or ffn,attention")
+    g.add_argument(
+        "--share-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="each run of N consecutive layers shares one set of weights (N divides the layers)",
+    )
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
