@@ -75,8 +75,8 @@ def export_set(
 def row(model: str, bundle: Path, board: str, texts: list[str]) -> dict:
     import json
 
+    from pocketbert.boards.check import check_on_board
     from pocketbert.core.errors import UserError
-    from pocketbert.qemu_check import check_on_board
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     base = {
@@ -168,7 +168,7 @@ def main() -> int:
             for precision in args.precisions:
                 bundle = folder / f"{fmt}-{precision}"
                 if not (bundle / "manifest.json").is_file():
-                    from pocketbert.qemu_wheels import NOT_EMULATED
+                    from pocketbert.boards.wheels import NOT_EMULATED
 
                     why = NOT_EMULATED.get(fmt, "")
                     for board in args.boards:

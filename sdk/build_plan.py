@@ -118,9 +118,9 @@ def plan(b: Build, data_root: Path) -> None:
 def plan_emulated(b: Build, device, exported: list[str]) -> None:
     """A board's bundles on its own software under qemu-user (``pocketbert verify --on``):
     a step per bundle in a format it runs; a note instead where that cannot be done here."""
-    from pocketbert.qemu_check import refusal
-    from pocketbert.qemu_root import INSTALL_QEMU, QEMU
-    from pocketbert.qemu_wheels import NOT_EMULATED
+    from pocketbert.boards.check import refusal
+    from pocketbert.boards.root import INSTALL_QEMU, QEMU
+    from pocketbert.boards.wheels import NOT_EMULATED
 
     if device.kind != "board" or not device.software:
         return
@@ -154,7 +154,7 @@ def plan_emulated(b: Build, device, exported: list[str]) -> None:
 def _qemu_installed() -> bool:
     import shutil
 
-    from pocketbert.qemu_root import QEMU
+    from pocketbert.boards.root import QEMU
 
     return shutil.which(QEMU) is not None
 

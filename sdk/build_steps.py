@@ -265,7 +265,7 @@ def _profile_row(bundle: Path, device: str, estimate: bool, opts: dict) -> dict:
 def emulate(run: StepRun) -> dict:
     """One bundle on a board's own software under qemu-user; a correctness check against the
     host's run (never a timing). A bundle that does not run there is failed on that board."""
-    from pocketbert.qemu_check import check_on_board
+    from pocketbert.boards.check import check_on_board
 
     device = run.step.reads["device"]
     (evaluate_step,) = run.step.after

@@ -25,7 +25,7 @@ OFFLINE_HINTS = ("could not download", "pip could not fetch", "did not fetch")
 
 def check(bundle, board, **kw):
     """check_on_board, skipping the test when the mirror or the package index is out of reach."""
-    from pocketbert.qemu_check import check_on_board
+    from pocketbert.boards.check import check_on_board
 
     try:
         return check_on_board(bundle, board, say=lambda line: None, **kw)
@@ -85,7 +85,7 @@ def test_tflite_bundle_runs_on_each_boards_own_runtime_and_numpy(
 
 @needs_qemu
 def test_int8_static_tflite_does_not_run_on_tflite_runtime_2_14(fp32_bundle):
-    """The evidence behind qemu_check.REFUSALS: when a release runs the file, this fails."""
+    """The evidence behind boards.check.REFUSALS: when a release runs the file, this fails."""
     r = check(fp32_bundle("tflite", "int8-static"), "rpi4")
     assert r["status"] == "does not run", r
     assert "Segmentation fault" in r["error"] and "tflite_runtime" in r["error"]
@@ -94,7 +94,7 @@ def test_int8_static_tflite_does_not_run_on_tflite_runtime_2_14(fp32_bundle):
 
 @needs_qemu
 def test_int8_dynamic_tflite_gives_wrong_outputs_on_tflite_runtime_2_14(fp32_bundle):
-    """The evidence behind qemu_check.REFUSALS: when a release runs the file right, this fails."""
+    """The evidence behind boards.check.REFUSALS: when a release runs the file right, this fails."""
     r = check(fp32_bundle("tflite", "int8-dynamic"), "rpi4")
     assert r["software"]["installed"]["tflite-runtime"] == "2.14.0"
     assert r["status"] == "failed" and r["parity"]["mean_cosine"] < 0.98, r
@@ -186,9 +186,9 @@ def test_build_skips_the_emulated_check_with_a_note_when_qemu_is_missing(
 
 
 def test_verify_says_what_to_install_when_qemu_is_missing(fp32_bundle, capsys, monkeypatch):
-    import pocketbert.qemu_root
+    import pocketbert.boards.root
 
-    monkeypatch.setattr(pocketbert.qemu_root.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pocketbert.boards.root.shutil, "which", lambda name: None)
     assert main(["verify", str(fp32_bundle("onnx")), "--on", "rpi5"]) == 2
     assert "`apt-get install qemu-user-static`" in one_error_line(capsys)
 
@@ -227,7 +227,7 @@ def test_a_format_the_board_does_not_run_is_one_line(fp32_bundle, tmp_path, caps
 
 
 def test_executorch_bundles_are_said_not_to_be_emulated():
-    from pocketbert.qemu_wheels import requirements
+    from pocketbert.boards.wheels import requirements
 
     with pytest.raises(UserError, match="ExecuTorch bundles are not checked under emulation"):
         requirements("executorch", {"python": "3.11"})
@@ -253,7 +253,7 @@ def test_a_board_runtime_with_no_aarch64_wheel_is_one_line_and_leaves_nothing(
 
 def _private_cache(tmp_path: Path, monkeypatch) -> Path:
     """A cache of this test's own, holding a copy of the shared emulated root if one is built."""
-    from pocketbert.qemu_root import emulation_dir
+    from pocketbert.boards.root import emulation_dir
 
     shared = emulation_dir()
     monkeypatch.setenv("POCKETBERT_CACHE", str(tmp_path / "cache"))
@@ -265,7 +265,7 @@ def _private_cache(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_a_corrupt_root_is_rebuilt_and_says_so(tmp_path, monkeypatch):
-    from pocketbert import qemu_root
+    from pocketbert.boards import root as qemu_root
 
     _private_cache(tmp_path, monkeypatch)
     said: list[str] = []
@@ -289,7 +289,7 @@ def test_a_corrupt_root_is_rebuilt_and_says_so(tmp_path, monkeypatch):
 
 
 def test_a_root_build_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
-    from pocketbert import qemu_root
+    from pocketbert.boards import root as qemu_root
 
     monkeypatch.setenv("POCKETBERT_CACHE", str(tmp_path / "cache"))
     real, calls = qemu_root.fetch, []

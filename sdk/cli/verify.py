@@ -17,8 +17,8 @@ from pocketbert.core.errors import UserError
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from pocketbert.boards.check import check_on_board
     from pocketbert.core.texts import read_texts
-    from pocketbert.qemu_check import check_on_board
 
     quiet_libraries()
     texts = read_texts(args.input, limit=args.limit) if args.input else None

@@ -1,5 +1,5 @@
 """Run inside the emulated board's Python: load a bundle with pocketbert's own torch-free
-code, run texts through it, save the outputs. ``python -m pocketbert.qemu_child BUNDLE
+code, run texts through it, save the outputs. ``python -m pocketbert.boards.child BUNDLE
 TEXTS.json OUT.npy FAULT.txt`` prints one JSON line: the interpreter and the runtime it used.
 
 This module imports only what a board has (numpy, tokenizers, the runtime).

@@ -1,8 +1,8 @@
 """``pocketbert verify BUNDLE --on rpi5``: run a bundle on a board's own software, emulated.
 
 The bundle runs through pocketbert's own torch-free code (``pocketbert.load(b).outputs``)
-inside Debian's arm64 python3.11 under qemu-user (``pocketbert.qemu_root``), with the
-aarch64 wheels the board installs (``pocketbert.qemu_wheels``), on a few sentences; its
+inside Debian's arm64 python3.11 under qemu-user (``pocketbert.boards.root``), with the
+aarch64 wheels the board installs (``pocketbert.boards.wheels``), on a few sentences; its
 outputs are compared with the host's run of the same bundle by the export gate's own
 figures and rule (``pocketbert.verify``). This is a correctness check: under qemu a GEMM
 runs ~1000x slower than on the board, so the time recorded is the check's own, on this
@@ -112,10 +112,10 @@ def check_on_board(
     the file: ``error``). Bad input (an unknown board, a format it does not run, no qemu, a
     wheel it cannot have) is a UserError before anything runs.
     """
+    from pocketbert.boards.root import ensure_root, python_command, qemu_path
+    from pocketbert.boards.wheels import ensure_wheels, requirements
     from pocketbert.bundle import open_bundle
     from pocketbert.core.texts import BUILTIN
-    from pocketbert.qemu_root import ensure_root, python_command, qemu_path
-    from pocketbert.qemu_wheels import ensure_wheels, requirements
 
     started = time.perf_counter()
     device = board(device_id, catalog)
@@ -158,7 +158,7 @@ def check_on_board(
             "OMP_NUM_THREADS": "1",
         }
         core = device.cpu.get("core")
-        command = [*python_command(root, core), "-m", "pocketbert.qemu_child", str(path)]
+        command = [*python_command(root, core), "-m", "pocketbert.boards.child", str(path)]
         command += [str(work / n) for n in ("texts.json", "out.npy", "fault.txt")]
         say(f"running {path.name} on emulated {device_id} software ({', '.join(reqs)})")
         try:

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
-from pocketbert.core.errors import UserError
-from pocketbert.qemu_root import (
+from pocketbert.boards.root import (
     PYTHON,
     check_tree,
     discard,
@@ -29,6 +28,7 @@ from pocketbert.qemu_root import (
     staging,
     write_stamp,
 )
+from pocketbert.core.errors import UserError
 
 # bookworm's glibc is 2.36: manylinux wheels up to that run in the emulated root.
 PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{v}_aarch64" for v in range(17, 37)))
