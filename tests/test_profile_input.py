@@ -127,14 +127,22 @@ def test_bare_file_travels_to_a_phone_as_a_one_file_directory(tmp_path):
     path = catalog(
         tmp_path,
         entry(
-            "ph", "adb-python", adb=str(stand_in_adb(tmp_path)), workdir=str(phone), python=sys.executable
+            "ph",
+            "adb-python",
+            adb=str(stand_in_adb(tmp_path)),
+            workdir=str(phone),
+            python=sys.executable,
         ),
     )
     (record,) = profile(
         [model], ["ph"], runs=3, seq_lens=[12], catalog=path, store=None, quiet=True
     )
     assert record["status"] == "ok", record.get("error")
-    assert (record["transport"], record["source"], record["seq_len"]) == ("adb-python", "foreign file", 12)
+    assert (record["transport"], record["source"], record["seq_len"]) == (
+        "adb-python",
+        "foreign file",
+        12,
+    )
     (home,) = phone.iterdir()  # named by a hash of the file, never by the user's name
     assert home.name.startswith("bundle-")
     assert sorted(p.name for p in home.iterdir()) == ["bundle", "record.json"]
