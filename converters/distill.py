@@ -37,6 +37,7 @@ from pocketbert.converters.students import (
     student_config,
 )
 from pocketbert.converters.train_loop import TrainConfig, encode, train
+from pocketbert.converters.transfer_hygiene import Dedup, clean
 from pocketbert.core import defaults
 from pocketbert.core.data import LabelledData, load_data
 from pocketbert.core.data_warnings import chance_warning, rare_class_warnings, small_data_warning
@@ -64,6 +65,7 @@ class DistillConfig:
     # compression method configs (converters.methods): applied to the student, distilled
     # to recover; vocabulary pruning after training (converters.compression)
     compress: tuple = ()
+    dedup: Dedup | None = None  # near-duplicate removal of the transfer set (MinHash LSH)
 
     def __post_init__(self) -> None:
         if self.augment is not None and self.augment < 0:
@@ -243,9 +245,9 @@ def _unlabelled(cfg: DistillConfig) -> list[str]:
     return read_texts(cfg.unlabelled) if cfg.unlabelled else []
 
 
-def _extra_texts(cfg: DistillConfig, train_texts, tokenizer, teacher, say) -> list[str]:
+def _extra_texts(cfg: DistillConfig, unlabelled, train_texts, tokenizer, teacher, say) -> list[str]:
     """Text only the teacher labels: the unlabelled file and augmented variants."""
-    extra = _unlabelled(cfg)
+    extra = list(unlabelled)
     if cfg.augment:
         variants = augment(
             train_texts,
@@ -304,6 +306,16 @@ def run_distill(
             f"predicts {teacher.config.num_labels}; labels must agree"
         )
     say(data.describe())
+    unlabelled, hygiene = _unlabelled(cfg), None
+    if cfg.dedup:  # converters.transfer_hygiene: near duplicates of the test split, repeats
+        data.train, unlabelled, hygiene = clean(
+            data.train, [t for t, _ in data.test], unlabelled, cfg.dedup
+        )
+        say(
+            f"transfer-set hygiene: dropped {hygiene['train_near_test']} training rows near a "
+            f"test row, {hygiene['unlabelled_near_duplicates']} repeated and "
+            f"{hygiene['unlabelled_near_test']} test-like unlabelled lines"
+        )
     warnings = warn([*rare_class_warnings(data), small_data_warning(data)], say)
     cfg, chosen = resolve(cfg, data)
     say(chosen.line())
@@ -313,7 +325,7 @@ def run_distill(
     student, student_cfg = _student(cfg, teacher, tokenizer, train_texts)
     compression.check_methods(cfg.compress, student.config)
     vocabulary = compression.plan_vocabulary(
-        cfg.compress, tokenizer, train_texts + _unlabelled(cfg), [t for t, _ in data.test]
+        cfg.compress, tokenizer, train_texts + unlabelled, [t for t, _ in data.test]
     )
     warnings += warn([vocabulary and vocabulary.warning], say)
     student, compressed = compression.before_training(
@@ -331,11 +343,12 @@ def run_distill(
         augment=cfg.augment,
         init_from_teacher=cfg.init_from_teacher,
         **({"compress": compression.fingerprint(cfg.compress)} if cfg.compress else {}),
+        **({"dedup": cfg.dedup.threshold} if cfg.dedup else {}),
     )
     work = run_dir.start(out, fingerprint, resume)
 
     max_len = cfg.train.max_seq_len
-    extra = _extra_texts(cfg, train_texts, tokenizer, teacher, say)
+    extra = _extra_texts(cfg, unlabelled, train_texts, tokenizer, teacher, say)
     train_set = encode(
         tokenizer, train_texts + extra, train_labels + [IGNORE] * len(extra), max_len
     )
@@ -382,6 +395,7 @@ def run_distill(
         **{f"teacher_{k}": v for k, v in sizes["teacher"].items()},
         "layer_map": mapping,
         **({"compression": compressed} if compressed else {}),
+        **({"transfer_hygiene": hygiene} if hygiene else {}),
         "loss": [asdict(w) for w in schedule],
         "train": asdict(cfg.train),
         "defaults": chosen.record(),

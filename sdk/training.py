@@ -218,10 +218,14 @@ class DistillOptions(TrainOptions):
     low_rank: float | None = None  # FFN Linears as two: a rank (>= 1) or an energy (0-1)
     low_rank_targets: str = "ffn"  # ffn, attention, or both (comma-separated)
     share_layers: int | None = None  # runs of N consecutive layers share one set of weights
+    # drop training rows near a test row, and repeated or test-like unlabelled lines, at
+    # this MinHash similarity (converters/transfer_hygiene.py; None: keep every row)
+    dedup: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.compress_methods()  # each method's config checks its own fields
+        self.dedup_config()
         object.__setattr__(self, "loss", parse_loss(self.loss))
         speedup = check_budget(self.size, self.speedup, self.max_latency_ms, self.device)
         object.__setattr__(self, "speedup", speedup)
@@ -271,6 +275,13 @@ class DistillOptions(TrainOptions):
 
         return StudentSpec(str(self.student), self.size, **self.knobs)
 
+    def dedup_config(self):
+        if self.dedup is None:
+            return None
+        from pocketbert.converters.transfer_hygiene import Dedup
+
+        return Dedup(threshold=self.dedup)
+
     def compress_methods(self) -> tuple:
         """The compression method configs these options name, in the order they run."""
         from pocketbert.converters import compress_configs as cc
@@ -316,6 +327,7 @@ class DistillOptions(TrainOptions):
             cache_dir=str(self.cache_dir) if self.cache_dir else None,
             init_from_teacher=self.init_from_teacher,
             compress=self.compress_methods(),
+            dedup=self.dedup_config(),
         )
 
 

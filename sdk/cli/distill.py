@@ -192,6 +192,16 @@ def _compress_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="each run of N consecutive layers shares one set of weights (N divides the layers)",
     )
+    p.add_argument(
+        "--dedup",
+        type=float,
+        nargs="?",
+        const=0.8,
+        default=None,
+        metavar="SIMILARITY",
+        help="drop training rows near a test row and repeated or test-like unlabelled lines "
+        "(MinHash of word 3-grams, estimated Jaccard >= SIMILARITY, default 0.8)",
+    )
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
