@@ -115,11 +115,12 @@ class _Quantizer:
             self._set(out, s, bits, q)
         elif op == "trigram":
             self._set(out, s_in[0], self.bits[n["inputs"][0]], q)
-        elif op == "nonorm":  # MobileBERT's x * gamma + beta, int16 gamma, int32 beta
+        elif op == "nonorm":  # MobileBERT's x * gamma + beta: int16 gamma, int64 beta (its
+            # input is the 24-bit residual stream, so beta at s_in * s_g needs up to ~40 bits)
             gamma = w[n["g"]]
             s_g = max(np.abs(gamma).max(), 1e-8) / _qmax(INT16)
             self.tensors[n["g"]] = _fit(gamma / s_g, np.int16)
-            self.tensors[n["b"]] = _fit(w[n["b"]] / (s_in[0] * s_g), np.int32)
+            self.tensors[n["b"]] = _fit(w[n["b"]] / (s_in[0] * s_g), np.int64)
             q.update(g=n["g"], b=n["b"])
             bits = INT16 if self.out_bits(out) in (INT16, INT24) else INT8
             s_out = self.act_scale(out, bits)
