@@ -151,16 +151,16 @@ def test_the_rule_sizes_the_transfer_set_and_the_teacher_labels_it_seeded(
     texts, ids = load_data(reviews_csv, teacher_labels=labels).ids("train")
     say = []
     resolved = DistillConfig(loss=cfg.loss, train=fast, augment=variants)
-    extra = _extra_texts(resolved, texts, tokenizer, teacher, say.append)
+    extra = _extra_texts(resolved, [], texts, tokenizer, teacher, say.append)
     assert len(extra) == variants * len(texts) and extra != [
         t for t in texts for _ in range(variants)
     ]
-    again = _extra_texts(resolved, texts, tokenizer, teacher, say.append)
+    again = _extra_texts(resolved, [], texts, tokenizer, teacher, say.append)
     other_seed = DistillConfig(
         loss=cfg.loss, train=TrainConfig(epochs=1, seed=1, max_seq_len=32), augment=variants
     )
     assert extra == again and extra != _extra_texts(
-        other_seed, texts, tokenizer, teacher, say.append
+        other_seed, [], texts, tokenizer, teacher, say.append
     )
     # the cache holds the teacher's own logits for the training text and every variant
     (cached,) = (tmp_path / "c").iterdir()
