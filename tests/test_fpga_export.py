@@ -329,3 +329,34 @@ def test_fpga_integer_logits_follow_the_float_graph_closely(fpga_bundles, tiny_m
         ref = fpga_graph.run_float(graph, ids, np.ones(len(ids))).ravel()
         # measured: at most 0.034 of the largest logit on these tiny models
         assert np.abs(got - ref).max() <= 0.06 * max(np.abs(ref).max(), 1.0), (text, got, ref)
+
+
+def test_fpga_nonorm_beta_wider_than_int32_exports_and_agrees(tiny_models, tmp_path):
+    """NoNorm reads the 24-bit residual stream, so its beta at the product's scale can need
+    more than 32 bits (the default build's MobileBERT-style student did): it is int64."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.models.mobilebert.modeling_mobilebert import NoNorm
+
+    source = Path(tiny_models["mobilebert"])
+    model = AutoModelForSequenceClassification.from_pretrained(source)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, NoNorm):
+                module.weight.mul_(0.05)
+                module.bias.fill_(2.0)
+    wide = tmp_path / "wide"
+    model.save_pretrained(wide)
+    for f in source.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            shutil.copy(f, wide / f.name)
+    out = tmp_path / "bundle"
+    pocketbert.export(wide, out, format="fpga", precision="int8-static", max_seq_len=32, quiet=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] is True
+    program = F.read_program(_program_file(out))
+    betas = [program.t[n["b"]] for n in program.prog["nodes"] if n["op"] == "nonorm"]
+    assert betas and all(b.dtype == np.int64 for b in betas)
+    assert max(int(np.abs(b).max()) for b in betas) > np.iinfo(np.int32).max
