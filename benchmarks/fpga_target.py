@@ -27,35 +27,24 @@ Prints the tables and the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from distill_sentiment import _data  # noqa: E402 (the same seeded split)
+
 # FQ-BERT (Liu, Li, Cheng, DATE 2021, arXiv 2103.02800), Table IV: BERT-base encoder, seq
 # 128, batch 1, 4-bit weights / 8-bit activations, fabric at 214 MHz.
 PUBLISHED = {"zcu102-fqbert": 43.89, "zcu111-fqbert": 23.79}
 PUBLISHED_DSPS = {"zcu102-fqbert": 1751, "zcu111-fqbert": 3287}  # Table III
-
-
-def _data(root: Path):
-    from pocketbert.core.data import load_data
-    from pocketbert.examples import movie_reviews
-
-    path = root / "rotten_tomatoes.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows(
-            (t, "positive" if y == "1" else "negative") for t, y in movie_reviews("rotten_tomatoes")
-        )
-    return load_data(path, seed=0)
 
 
 def _torch_labels(model_dir: Path, texts: list[str], seq: int) -> list[str]:
@@ -291,7 +280,7 @@ def main() -> None:
     start = time.perf_counter()
     root = Path(args.output)
     root.mkdir(parents=True, exist_ok=True)
-    data = _data(root)
+    data = _data(root, None)
     teacher = Path(args.teacher) if args.teacher else root / "teacher"
     if not args.teacher and not (teacher / "config.json").exists():
         _say(f"fine-tuning the teacher ({args.teacher_epochs} epoch(s))")
