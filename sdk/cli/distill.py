@@ -306,7 +306,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="add N variants of each training sentence, words swapped for their neighbours "
         "in the teacher's embeddings and labelled by the teacher (TinyBERT-style); default: "
-        "up to 20, to about 30,000 sentences in all, when no --unlabelled text is given",
+        "up to 20, to at most 15,000 sentences in all, when no --unlabelled text is given "
+        "(see pocketbert.core.defaults)",
     )
     p.add_argument(
         "--cache-dir",
