@@ -53,13 +53,11 @@ def dyadic(multiplier: float, bits: int = MULTIPLIER_BITS) -> tuple[int, int]:
 
 
 def rounding_shift(x: np.ndarray, shift, rounding: str = "up") -> np.ndarray:
-    """``x / 2**shift`` rounded half up (ties toward +inf) or half to even; int64 in, out."""
+    """``x / 2**shift`` rounded half up (ties toward +inf) or half to even; int64 in, out;
+    ``shift`` >= 0 (a scalar or an array that broadcasts against ``x``)."""
     x = np.asarray(x, dtype=I64)
     shift = np.asarray(shift, dtype=I64)
-    if shift.ndim == 0:
-        half = (I64(1) << (shift - 1)) if shift > 0 else I64(0)
-    else:
-        half = np.where(shift > 0, np.left_shift(I64(1), np.maximum(shift - 1, 0)), 0)
+    half = np.right_shift(np.left_shift(I64(1), shift), 1)  # 2**(shift-1), 0 for shift 0
     if rounding == "up":
         return np.right_shift(x + half, shift)
     if rounding == "even":
@@ -72,14 +70,36 @@ def rounding_shift(x: np.ndarray, shift, rounding: str = "up") -> np.ndarray:
 
 def requantize(acc, m, shift, lo: int = -128, hi: int = 127, rounding: str = "up"):
     """int32 accumulator -> ``sat((acc * m) / 2**shift)``; m, shift scalars or per channel."""
-    prod = np.asarray(acc, dtype=I64) * np.asarray(m, dtype=I64)
-    return np.clip(rounding_shift(prod, shift, rounding), lo, hi)
+    prod = np.multiply(acc, m, dtype=I64)
+    if rounding == "up":  # in place: one product array, shifted and clipped where it lies
+        shift = np.asarray(shift, dtype=I64)
+        prod += np.right_shift(np.left_shift(I64(1), shift), 1)
+        np.right_shift(prod, shift, out=prod)
+    else:
+        prod = rounding_shift(prod, shift, rounding)
+    return np.clip(prod, lo, hi, out=prod)
 
 
-def divide_round(a, b) -> np.ndarray:
-    """``a / b`` rounded half up, b > 0 (int64)."""
+FLOAT_QUOTIENT_MAX = 2**40  # float64 quotients this small are off by well under 1
+
+
+def divide_round(a, b, max_quotient: int | None = None) -> np.ndarray:
+    """``a / b`` rounded half up, b > 0 (int64): ``(2a + b) // (2b)``.
+
+    With ``max_quotient`` (a caller's bound on ``|a / b|``, below 2**40) the quotient is
+    taken in float64, whose error is then far below 1, and its floor corrected by the
+    sign of the exact int64 remainder: the same integers as the int64 division, without
+    numpy's slow division by an array.
+    """
     a, b = np.asarray(a, dtype=I64), np.asarray(b, dtype=I64)
-    return (2 * a + b) // (2 * b)
+    num, den = 2 * a + b, 2 * b
+    if max_quotient is None or max_quotient >= FLOAT_QUOTIENT_MAX or np.ndim(den) == 0:
+        return num // den
+    q = np.floor(num / den.astype(np.float64)).astype(I64)
+    rest = num - q * den  # exact; in [0, den) once q is the floor
+    q -= rest < 0
+    q += rest >= den
+    return q
 
 
 # --- i-GELU ----------------------------------------------------------------------------
@@ -98,10 +118,16 @@ def gelu_constants(scale: float) -> dict:
 def i_gelu(q, q_b: int, q_c: int, q_one: int) -> np.ndarray:
     """GELU of int16 ``q``: ``q * (i_erf(q) + 1)`` at ``out_scale``; int64 out (< 2**49)."""
     q = np.asarray(q, dtype=I64)
-    clipped = np.minimum(np.abs(q), -q_b)
-    # L(x) = sgn(x) [a (min(|x|, -b) + b)^2 + 1]; at scale a S^2 (< 0) the sign flips
-    erf = np.sign(q) * -((clipped + q_b) ** 2 + q_c)
-    return q * (erf + q_one)
+    # L(x) = sgn(x) [a (min(|x|, -b) + b)^2 + 1]; at scale a S^2 (< 0) the sign flips:
+    # erf = -sgn(q) ((min(|q|, -q_b) + q_b)^2 + q_c), then q (erf + q_one), in place
+    t = np.minimum(np.abs(q), -q_b)
+    t += q_b
+    t *= t
+    t += q_c
+    t *= np.sign(q)
+    np.subtract(q_one, t, out=t)
+    t *= q
+    return t
 
 
 # --- i-exp and softmax -----------------------------------------------------------------
@@ -140,10 +166,19 @@ def i_exp(q, lift: int, q_ln2: int, q_b: int, q_c: int) -> np.ndarray:
     """
     q = np.asarray(q, dtype=I64)
     q = np.left_shift(q, lift) if lift >= 0 else rounding_shift(q, -lift)
-    z = np.minimum((-q) // q_ln2, EXP_MAX_SHIFT)
-    p = np.maximum(q + z * q_ln2, -q_ln2)
-    poly = (p + q_b) ** 2 + q_c
-    return rounding_shift(poly, z)
+    z = np.negative(q)
+    z //= q_ln2
+    np.minimum(z, EXP_MAX_SHIFT, out=z)
+    p = np.multiply(z, q_ln2)  # below: in place, ``rounding_shift((p + q_b)**2 + q_c, z)``
+    p += q
+    np.maximum(p, -q_ln2, out=p)
+    p += q_b
+    p *= p
+    p += q_c
+    half = np.left_shift(I64(1), z, out=q)  # q is spent: 2**(z-1) (0 for z = 0) in its place
+    half >>= 1
+    p += half
+    return np.right_shift(p, z, out=p)
 
 
 def softmax_constants(scale: float) -> dict:
@@ -168,7 +203,9 @@ def i_softmax(
         e = np.where(mask, i_exp(np.where(mask, q - peak, 0), lift, q_ln2, q_b, q_c), 0)
     total = np.maximum(np.sum(e, axis=-1, keepdims=True), 1)
     # e <= 2**42 (exp(0) at 2**-40 / a); with up to 2**8 keys, (sum e) << bits < 2**59
-    return np.clip(divide_round(np.left_shift(e, bits), total), 0, (1 << bits) - 1)
+    e <<= bits  # e <= total: the quotient is at most 2**bits
+    probs = divide_round(e, total, max_quotient=1 << bits)
+    return np.clip(probs, 0, (1 << bits) - 1, out=probs)
 
 
 # --- integer LayerNorm -----------------------------------------------------------------
@@ -209,11 +246,15 @@ def i_normalize(q, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:
     y = q - mean
     var = np.sum(y * y, axis=-1, keepdims=True) // n
     std = np.maximum(isqrt(var), 1)
-    return divide_round(np.left_shift(y, fraction), std)
+    # |y| < sqrt(n (var + 1)) and (var + 1) <= 4 std^2: |y| / std < 2 sqrt(n)
+    y <<= fraction
+    return divide_round(y, std, max_quotient=(math.isqrt(4 * n) + 1) << fraction)
 
 
 def i_layernorm(q, gamma, beta, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:
     """``i_normalize(q) * gamma + beta``: int16 gamma (one scale S_gamma), int32 beta at
     ``2**-fraction * S_gamma``; int64 out (< 2**40), requantized by the caller."""
     z = i_normalize(q, fraction)
-    return z * np.asarray(gamma, dtype=I64) + np.asarray(beta, dtype=I64)
+    z *= np.asarray(gamma, dtype=I64)
+    z += np.asarray(beta, dtype=I64)
+    return z
