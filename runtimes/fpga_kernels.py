@@ -80,26 +80,10 @@ def requantize(acc, m, shift, lo: int = -128, hi: int = 127, rounding: str = "up
     return np.clip(prod, lo, hi, out=prod)
 
 
-FLOAT_QUOTIENT_MAX = 2**40  # float64 quotients this small are off by well under 1
-
-
-def divide_round(a, b, max_quotient: int | None = None) -> np.ndarray:
-    """``a / b`` rounded half up, b > 0 (int64): ``(2a + b) // (2b)``.
-
-    With ``max_quotient`` (a caller's bound on ``|a / b|``, below 2**40) the quotient is
-    taken in float64, whose error is then far below 1, and its floor corrected by the
-    sign of the exact int64 remainder: the same integers as the int64 division, without
-    numpy's slow division by an array.
-    """
+def divide_round(a, b) -> np.ndarray:
+    """``a / b`` rounded half up, b > 0 (int64)."""
     a, b = np.asarray(a, dtype=I64), np.asarray(b, dtype=I64)
-    num, den = 2 * a + b, 2 * b
-    if max_quotient is None or max_quotient >= FLOAT_QUOTIENT_MAX or np.ndim(den) == 0:
-        return num // den
-    q = np.floor(num / den.astype(np.float64)).astype(I64)
-    rest = num - q * den  # exact; in [0, den) once q is the floor
-    q -= rest < 0
-    q += rest >= den
-    return q
+    return (2 * a + b) // (2 * b)
 
 
 # --- i-GELU ----------------------------------------------------------------------------
@@ -203,8 +187,8 @@ def i_softmax(
         e = np.where(mask, i_exp(np.where(mask, q - peak, 0), lift, q_ln2, q_b, q_c), 0)
     total = np.maximum(np.sum(e, axis=-1, keepdims=True), 1)
     # e <= 2**42 (exp(0) at 2**-40 / a); with up to 2**8 keys, (sum e) << bits < 2**59
-    e <<= bits  # e <= total: the quotient is at most 2**bits
-    probs = divide_round(e, total, max_quotient=1 << bits)
+    e <<= bits
+    probs = divide_round(e, total)
     return np.clip(probs, 0, (1 << bits) - 1, out=probs)
 
 
@@ -246,9 +230,8 @@ def i_normalize(q, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:
     y = q - mean
     var = np.sum(y * y, axis=-1, keepdims=True) // n
     std = np.maximum(isqrt(var), 1)
-    # |y| < sqrt(n (var + 1)) and (var + 1) <= 4 std^2: |y| / std < 2 sqrt(n)
     y <<= fraction
-    return divide_round(y, std, max_quotient=(math.isqrt(4 * n) + 1) << fraction)
+    return divide_round(y, std)
 
 
 def i_layernorm(q, gamma, beta, fraction: int = LAYERNORM_FRACTION) -> np.ndarray:

@@ -19,9 +19,13 @@ from pocketbert.selection import teacher_accuracy
 
 REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 ESTIMATE_CAVEAT = (
-    "{device}: figures are estimated (a roofline model of the exported graph, calibrated "
-    "per runtime), not measured; peak memory is not estimated"
+    "{device}: figures are estimated ({models}), not measured; peak memory is not estimated"
 )
+ESTIMATE_MODELS = {  # by the bundle's format; any other format is the per-op roofline
+    "fpga": "a cycle and resource model of a systolic array of the board's resources, for "
+    "fpga bundles",
+}
+ROOFLINE = "a roofline model of the exported graph, calibrated per runtime"
 
 
 def bundle_rows(b: Build) -> list[dict]:
@@ -85,7 +89,7 @@ def collect_warnings(b: Build, bundles: list[dict]) -> list[str]:
                 f"{row['precision']} shipped instead"
             )
     out += b.context.get("notes", [])
-    estimated = set()
+    estimated: dict[str, list[str]] = {}  # device -> the estimators its figures came from
     for step in b.steps.values():
         if step.kind == "emulate":  # the board's own software under qemu (a check, not a timing)
             out += b.results[step.name]["warnings"]
@@ -99,9 +103,12 @@ def collect_warnings(b: Build, bundles: list[dict]) -> list[str]:
             out.append(f"{device} {bundle}: failed ({row['error']})")
             continue
         out += [f"{device} {bundle}: {w}" for w in row.get("warnings", [])]
-        if row["method"] == "estimated" and device not in estimated:
-            estimated.add(device)
-            out.append(ESTIMATE_CAVEAT.format(device=device))
+        if row["method"] == "estimated":
+            fmt = b.steps[f"export {bundle}"].reads["format"]
+            estimated.setdefault(device, []).append(ESTIMATE_MODELS.get(fmt, ROOFLINE))
+    for device, models in estimated.items():
+        models = "; ".join(sorted(set(models), key=lambda m: m != ROOFLINE))
+        out.append(ESTIMATE_CAVEAT.format(device=device, models=models))
     return list(dict.fromkeys(out))
 
 
