@@ -13,6 +13,7 @@ on any thread count (tests check it against int64 matmul).
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 from pathlib import Path
 
@@ -198,6 +199,7 @@ def _pool(p: Program, n: dict, x, mask):
     return np.sum(np.where(mask[:, None], x, 0), axis=0, keepdims=True, dtype=I64)
 
 
+@functools.cache
 def _keep_freed_heap() -> None:
     """Let glibc keep freed heap for reuse (mmap threshold 32 MB, trim threshold 64 MB).
 
@@ -208,10 +210,6 @@ def _keep_freed_heap() -> None:
     128 KB default). Process-wide and once; a C library without ``mallopt`` is left as
     it is. The cost is up to 64 MB of freed heap the process keeps.
     """
-    global _HEAP_KEPT
-    if _HEAP_KEPT:
-        return
-    _HEAP_KEPT = True
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
@@ -220,9 +218,6 @@ def _keep_freed_heap() -> None:
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
     mallopt(M_TRIM_THRESHOLD, 64 << 20)
-
-
-_HEAP_KEPT = False
 
 
 class FpgaSession:

@@ -52,14 +52,15 @@ def dyadic(multiplier: float, bits: int = MULTIPLIER_BITS) -> tuple[int, int]:
     return m, shift
 
 
-def rounding_shift(x: np.ndarray, shift, rounding: str = "up") -> np.ndarray:
+def rounding_shift(x: np.ndarray, shift, rounding: str = "up", out=None) -> np.ndarray:
     """``x / 2**shift`` rounded half up (ties toward +inf) or half to even; int64 in, out;
-    ``shift`` >= 0 (a scalar or an array that broadcasts against ``x``)."""
+    ``shift`` >= 0 (a scalar or an array that broadcasts against ``x``). ``out=x`` rounds
+    half up in place (a caller's own temporary)."""
     x = np.asarray(x, dtype=I64)
     shift = np.asarray(shift, dtype=I64)
     half = np.right_shift(np.left_shift(I64(1), shift), 1)  # 2**(shift-1), 0 for shift 0
     if rounding == "up":
-        return np.right_shift(x + half, shift)
+        return np.right_shift(np.add(x, half, out=out), shift, out=out)
     if rounding == "even":
         floor = np.right_shift(x, shift)
         rest = x - np.left_shift(floor, shift)
@@ -70,13 +71,8 @@ def rounding_shift(x: np.ndarray, shift, rounding: str = "up") -> np.ndarray:
 
 def requantize(acc, m, shift, lo: int = -128, hi: int = 127, rounding: str = "up"):
     """int32 accumulator -> ``sat((acc * m) / 2**shift)``; m, shift scalars or per channel."""
-    prod = np.multiply(acc, m, dtype=I64)
-    if rounding == "up":  # in place: one product array, shifted and clipped where it lies
-        shift = np.asarray(shift, dtype=I64)
-        prod += np.right_shift(np.left_shift(I64(1), shift), 1)
-        np.right_shift(prod, shift, out=prod)
-    else:
-        prod = rounding_shift(prod, shift, rounding)
+    prod = np.multiply(acc, m, dtype=I64)  # one array, shifted and clipped where it lies
+    prod = rounding_shift(prod, shift, rounding, out=prod if rounding == "up" else None)
     return np.clip(prod, lo, hi, out=prod)
 
 
@@ -159,10 +155,7 @@ def i_exp(q, lift: int, q_ln2: int, q_b: int, q_c: int) -> np.ndarray:
     p += q_b
     p *= p
     p += q_c
-    half = np.left_shift(I64(1), z, out=q)  # q is spent: 2**(z-1) (0 for z = 0) in its place
-    half >>= 1
-    p += half
-    return np.right_shift(p, z, out=p)
+    return rounding_shift(p, z, out=p)
 
 
 def softmax_constants(scale: float) -> dict:
