@@ -15,6 +15,7 @@ from pathlib import Path
 from pocketbert.converters import run_dir
 from pocketbert.converters.distill_loss import LossWeights
 from pocketbert.converters.evaluation import scores_on, summary_fields
+from pocketbert.converters.lora import LoraSettings, merged, with_lora
 from pocketbert.converters.model import load_pretrained, source_hash
 from pocketbert.converters.results import (
     data_summary,
@@ -56,11 +57,14 @@ def run_finetune(
     label_column: str | None = None,
     drop_unlabelled: bool = False,
     label_names: tuple[str, ...] | None = None,
+    lora: LoraSettings | None = None,
     resume: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict:
-    """Fine-tune ``model_dir`` on ``data`` into a classifier directory at ``out``; returns the summary."""
+    """Fine-tune ``model_dir`` on ``data`` into a classifier directory at ``out``; returns the
+    summary. ``lora``: train rank-r adapters and the head only, merged into the weights
+    before the classifier is scored and saved (``converters.lora``)."""
     cfg = cfg or TrainConfig()
     out = Path(out)
     say = say or Progress(quiet or not _is_main()).say
@@ -79,14 +83,28 @@ def run_finetune(
     say(data.describe())
     warnings = warn(rare_class_warnings(data), say)
     counts = list(data.counts().values())
-    chosen = defaults.choose_finetune(counts, cfg.batch_size, epochs=cfg.epochs, lr=cfg.lr)
+    chosen = defaults.choose_finetune(
+        counts, cfg.batch_size, epochs=cfg.epochs, lr=cfg.lr, lora=lora is not None
+    )
     cfg = replace(
         cfg, epochs=chosen.epochs, lr=chosen.lr, select_by=cfg.select_by or chosen.select_by
     )
     say(chosen.line())
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
+    lora_record = None
+    if lora is not None:
+        model, lora_record = with_lora(model, lora)
+        say(
+            f"LoRA: rank {lora.rank} adapters on {lora_record['layers']} Linears; "
+            f"{lora_record['trainable_params']:,} of {lora_record['total_params']:,} "
+            f"parameters train ({lora_record['trainable_share']:.1%})"
+        )
     fingerprint = run_dir.run_fingerprint(
-        model=source_hash(str(model_dir)), data=data.sha256, train=cfg, labels=data.labels
+        model=source_hash(str(model_dir)),
+        data=data.sha256,
+        train=cfg,
+        labels=data.labels,
+        **({"lora": lora.record()} if lora else {}),
     )
     work = run_dir.start(out, fingerprint, resume)
     train_set = encode(tokenizer, *data.ids("train"), cfg.max_seq_len)
@@ -95,6 +113,8 @@ def run_finetune(
     result = train(
         model, None, train_set, val_set, schedule, cfg, work, resume=resume, quiet=quiet, say=say
     )
+    if lora is not None:
+        model = merged(model)  # an ordinary classifier from here on: scored, then saved
     t0 = time.perf_counter()
     test_set = encode(tokenizer, *data.ids("test"), cfg.max_seq_len)
     scores = scores_on(model, test_set, data.labels, cfg.eval_batch_size)
@@ -103,6 +123,7 @@ def run_finetune(
         **describe(model),
         "train": asdict(cfg),
         "defaults": chosen.record(),
+        **({"lora": lora_record} if lora_record else {}),
         **data_summary(data),
         **training_record(result),
         **summary_fields(scores, data.labels),

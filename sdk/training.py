@@ -150,18 +150,36 @@ class FinetuneOptions(TrainOptions):
 
     ``label_names``: names for the data's labels in their order (numeric labels by value),
     e.g. ``("negative", "positive")`` for 0/1 data; the classifier and its bundles use them.
+    ``lora``: train rank-``lora`` LoRA adapters (and the head) instead of every weight, on
+    the Linears named in ``lora_targets`` (comma-separated, or all-linear), merged back
+    into the weights before the classifier is saved (lr default 5e-4).
     """
 
     label_names: tuple[str, ...] | None = None
+    lora: int | None = None
+    lora_targets: str | tuple[str, ...] = "all-linear"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.label_names, str):  # "negative,positive", as on the command line
             names = tuple(n.strip() for n in self.label_names.split(","))
             object.__setattr__(self, "label_names", names)
+        self.lora_settings()  # a bad rank or target list is refused before any work
+
+    def lora_settings(self):
+        """The converters' LoraSettings, or None without ``lora``."""
+        if self.lora is None:
+            return None
+        from pocketbert.converters.lora import LoraSettings
+
+        return LoraSettings(self.lora, self.lora_targets)
 
     def run_options(self) -> dict[str, Any]:
-        return {**super().run_options(), "label_names": self.label_names}
+        return {
+            **super().run_options(),
+            "label_names": self.label_names,
+            "lora": self.lora_settings(),
+        }
 
 
 @dataclass(frozen=True)

@@ -336,4 +336,16 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         default=None,
         help="names for the data's labels in their order, e.g. negative,positive for 0/1 data",
     )
+    p.add_argument(
+        "--lora",
+        type=int,
+        default=None,
+        metavar="R",
+        help="train rank-R LoRA adapters and the head only (merged back before saving)",
+    )
+    p.add_argument(
+        "--lora-targets",
+        default="all-linear",
+        help="the Linears LoRA adapts, by name (e.g. query,value), or all-linear (default)",
+    )
     p.set_defaults(func=cmd_finetune)

@@ -54,6 +54,7 @@ FINETUNE_STEPS = 400
 MIN_EPOCHS, MAX_EPOCHS = 2, 10
 DISTILL_LR = 2e-4
 FINETUNE_LR = 5e-5
+LORA_LR = 5e-4  # LoRA adapters start at zero: ~10x a full fine-tune's rate (Hu et al.)
 PATIENCE = 2
 IMBALANCE = 0.5  # smallest / largest training class below this: select by macro-F1
 SCORE_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # as lines print them
@@ -177,16 +178,24 @@ def choose_distill(
 
 
 def choose_finetune(
-    counts: list[int], batch_size: int, *, epochs: int | None = None, lr: float | None = None
+    counts: list[int],
+    batch_size: int,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    lora: bool = False,
 ) -> Chosen:
-    """Fine-tuning settings for training data with ``counts`` examples per class."""
+    """Fine-tuning settings for training data with ``counts`` examples per class (``lora``:
+    adapters only, at LORA_LR unless ``lr`` is given)."""
     n, k = sum(counts), len(counts)
     chosen = [name for name, value in (("epochs", epochs), ("lr", lr)) if value is None]
     steps = round(FINETUNE_STEPS * class_factor(k))
     reason = f"{n} training rows, {k} classes: aims at {steps} steps of {batch_size}"
+    if lora:
+        reason += "; LoRA adapters"
     return Chosen(
         epochs or epochs_for(steps, n, batch_size),
-        lr or FINETUNE_LR,
+        lr or (LORA_LR if lora else FINETUNE_LR),
         None,
         0,
         select_by(counts),
