@@ -79,17 +79,73 @@ def _fp32(fp32: Path, out: Path, spec: ExportSpec) -> None:
 
 
 def _int8_dynamic(fp32: Path, out: Path, spec: ExportSpec) -> None:
-    """int8 MatMul weights per channel and an int8 embedding table (Gather)."""
+    """int8 MatMul weights per channel and int8 embedding tables (Gather), or int4 tables
+    (``embedding_bits`` 4: ``_int4_tables``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    int4 = spec.precision.embedding_bits == 4
     quantize_dynamic(
         fp32,
         out,
         weight_type=QuantType.QInt8,
         per_channel=True,
-        op_types_to_quantize=["MatMul", "Gather"],
+        op_types_to_quantize=["MatMul"] if int4 else ["MatMul", "Gather"],
         extra_options=_ONLY_WEIGHTS,
     )
+    if int4:
+        _int4_tables(out)
+
+
+INT4_BLOCK = 32  # table entries per fp32 scale, along the hidden axis
+
+
+def _int4_tables(path: Path) -> None:
+    """Every Gather of a 2-D float table (the embeddings) becomes onnxruntime's
+    GatherBlockQuantized over a symmetric int4 table, in place.
+
+    onnxruntime's weight-only quantizer writes it; it also raises the default opset to 21
+    for int4 DequantizeLinear, which this graph does not use (GatherBlockQuantized is a
+    com.microsoft op): the opset goes back to the export's, the IR version stays 10 (int4
+    tensors)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+    from onnxruntime.quantization.quant_utils import QuantFormat
+
+    model = onnx.load(str(path))
+    tables = {
+        i.name
+        for i in model.graph.initializer
+        if len(i.dims) == 2 and i.data_type == onnx.TensorProto.FLOAT
+    }
+    gathers = [n for n in model.graph.node if n.op_type == "Gather"]
+    others = [n.name for n in gathers if n.input[0] not in tables]  # shape and index Gathers
+    if len(others) == len(gathers):
+        return
+    opsets = {o.domain: o.version for o in model.opset_import}
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=INT4_BLOCK,
+        is_symmetric=True,
+        quant_format=QuantFormat.QOperator,
+        op_types_to_quantize=("Gather",),
+        quant_axes=(("Gather", 1),),
+    )
+    quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=others, algo_config=config)
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level, quiet.level = quiet.level, logging.ERROR  # its per-node INFO lines
+    try:
+        quantizer.process()
+    finally:
+        quiet.setLevel(level)
+    written = quantizer.model.model
+    for opset in written.opset_import:
+        if opset.domain in opsets:
+            opset.version = opsets[opset.domain]
+    onnx.save(written, str(path))
 
 
 def _int8_static(fp32: Path, out: Path, spec: ExportSpec) -> None:

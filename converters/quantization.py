@@ -156,13 +156,35 @@ class Fp32:
         return ()  # fp32 is the reference itself: nothing to fall back to
 
 
+EMBEDDING_BITS = (8, 4)
+INT4_TABLE_FORMATS = ("onnx",)  # onnxruntime's GatherBlockQuantized reads int4 tables
+
+
 @dataclass(frozen=True)
 class Int8Dynamic(_Int8Gate):
-    """int8 weights (per channel, embedding tables too), activations quantized per run."""
+    """int8 weights (per channel, embedding tables too), activations quantized per run.
+
+    ``embedding_bits`` 4: the embedding tables as int4 in blocks of 32 with one fp32 scale
+    each (about half the int8 table's bytes), where a format reads them (ONNX); the
+    Linears stay int8.
+    """
 
     name: ClassVar[str] = "int8-dynamic"
     quantized: ClassVar[bool] = True
     calibration_samples: ClassVar[int] = 0
+    embedding_bits: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embedding_bits not in EMBEDDING_BITS or isinstance(self.embedding_bits, bool):
+            raise UserError(
+                f"Int8Dynamic.embedding_bits is {self.embedding_bits!r}; give one of: "
+                f"{choices(map(str, EMBEDDING_BITS))}"
+            )
+
+    def formats_only(self) -> tuple[str, ...] | None:
+        """The formats that can write this recipe (None: every format that handles it)."""
+        return INT4_TABLE_FORMATS if self.embedding_bits == 4 else None
 
     def fallbacks(self) -> tuple[Precision, ...]:
         # the last int8 recipe: fp32 would ship a file 4x the size the user asked for

@@ -36,13 +36,22 @@ class ExporterInfo:
 
     def handler(self, config) -> Callable:
         try:
-            return self.handles[type(config)]
+            handler = self.handles[type(config)]
         except KeyError:
             names = choices(getattr(c, "name", c.__name__) for c in self.handles)
             raise UserError(
                 f"format {self.name} does not export {getattr(config, 'name', config)!r}; "
                 f"choose one of: {names}"
             ) from None
+        only = getattr(config, "formats_only", lambda: None)()
+        if only and self.name not in only:  # a recipe field only some formats can write
+            from pocketbert.converters.quantization import describe
+
+            raise UserError(
+                f"format {self.name} cannot write {describe(config)}: only {', '.join(only)} "
+                f"can; export it as --format {' '.join(only)}, or leave that field at its default"
+            )
+        return handler
 
     def export(self, model, spec, out):
         """Write ``model`` as this format at ``out`` with the spec's precision config."""

@@ -22,6 +22,20 @@ def _export_row(r) -> dict:
     return {**row, "bundle": None, "error": r.error, "log": str(r.log) if r.log else None}
 
 
+def _precisions(names: list[str], embedding_bits: int) -> list:
+    """--precision names, with int8-dynamic's embedding tables at ``embedding_bits``."""
+    if embedding_bits == 8:
+        return names
+    if "int8-dynamic" not in names:
+        raise UserError(
+            f"--embedding-bits {embedding_bits} applies to int8-dynamic bundles; "
+            "add --precision int8-dynamic"
+        )
+    from pocketbert.converters.quantization import Int8Dynamic
+
+    return [Int8Dynamic(embedding_bits=embedding_bits) if n == "int8-dynamic" else n for n in names]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from pocketbert.exporter import ExportBug, ExportFailed, export
 
@@ -31,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.model,
             args.output,
             format=args.format,
-            precision=args.precision,
+            precision=_precisions(args.precision, args.embedding_bits),
             task=args.task,
             calibration=args.calibration,
             eval=args.eval,
@@ -252,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["fp32"],
         help=f"{' | '.join(PRECISIONS)} | all (several: a set)",
+    )
+    p.add_argument(
+        "--embedding-bits",
+        type=int,
+        choices=(8, 4),
+        default=8,
+        help="int8-dynamic's embedding tables: 8 (every format) or 4 (int4 blocks, ONNX)",
     )
     p.add_argument("--task", default=None, help="classification | embedding (default: from config)")
     p.add_argument(

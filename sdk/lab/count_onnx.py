@@ -38,6 +38,7 @@ _KINDS = {
     "Exp": ("activation", 1),
     "Softmax": ("softmax", 1),
     "Gather": ("gather", 0),
+    "GatherBlockQuantized": ("gather", 0),  # int4 embedding tables
     "GatherElements": ("gather", 0),
     "GatherND": ("gather", 0),
     "Reshape": ("layout", 0),
