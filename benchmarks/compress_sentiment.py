@@ -12,8 +12,9 @@
    embeddings (E=128, SVD init), structured pruning of half the heads and half the FFN
    neurons (Michel et al. / Taylor importance on the training sentences), low-rank FFN
    Linears (rank 96); every compressed student is distilled to recover;
-3. the teacher and every student exported to int8-dynamic ONNX bundles and timed at
-   batch 1 on the test sentences, in this process, one after the other.
+3. the teacher and every student exported to int8-dynamic ONNX bundles (the combined
+   student also with int4 embedding tables) and timed at batch 1 on the test sentences,
+   in this process, one after the other.
 
 Prints one table (test accuracy of torch and of the int8 bundle, % of the teacher's kept,
 params, int8 MB, p50 ms and the teacher's p50 over it, the test OOV rate) and the machine.
@@ -79,14 +80,17 @@ def _options(args, unlabelled: Path | None, cache: Path, compress: dict):
     )
 
 
-def _bundle(model_dir: Path, out: Path, data, seq: int, calib: Path) -> tuple[dict, float]:
+def _bundle(
+    model_dir: Path, out: Path, data, seq: int, calib: Path, embedding_bits: int = 8
+) -> tuple[dict, float]:
     import pocketbert
+    from pocketbert.converters.quantization import Int8Dynamic
 
     [result] = pocketbert.export(
         model_dir,
         out,
         format="onnx",
-        precision="int8-dynamic",
+        precision=Int8Dynamic(embedding_bits=embedding_bits),
         max_seq_len=seq,
         calibration=str(calib),
         allow_parity_failure=True,  # the agreement is reported in the table
@@ -185,16 +189,17 @@ def main() -> None:
 
     teacher_row["params"] = sum(p.numel() for p in load_model(teacher).module.parameters())
     rows.insert(0, teacher_row)
+    if "combined" in args.rows.split(","):  # the same student, its embedding tables int4
+        combined = next(r for r in rows if r["model"] == "combined")
+        rows.append({**combined, "model": "combined, int4 tables", "embedding_bits": 4})
     calib = root / "calibration.txt"
     calib.write_text("\n".join(t for t, _ in data.validation[:256]))
     for row in rows:  # one after the other, in this process: the same machine state
-        parity, row["int8_mb"] = _bundle(
-            row["dir"], root / "bundles" / Path(row["dir"]).name, data, seq, calib
-        )
+        bits = row.get("embedding_bits", 8)
+        bundle = root / "bundles" / (Path(row["dir"]).name + ("-int4" if bits == 4 else ""))
+        parity, row["int8_mb"] = _bundle(row["dir"], bundle, data, seq, calib, bits)
         row["agree"] = parity["argmax_agreement"]
-        row["ms"], row["int8_acc"] = _measure(
-            root / "bundles" / Path(row["dir"]).name, data.test, n_latency, args.threads
-        )
+        row["ms"], row["int8_acc"] = _measure(bundle, data.test, n_latency, args.threads)
     t = rows[0]
     print(
         f"\nRotten Tomatoes ({'short mode' if args.short else 'full mode'}): train "
