@@ -183,7 +183,10 @@ def _squeezebert(g: Graph, model, act: str, task: str) -> None:
 
 
 def _norm(g: Graph, x: str, layer, name: str) -> str:
-    """LayerNorm, or MobileBERT's NoNorm (an elementwise x * gamma + beta)."""
+    """LayerNorm, or MobileBERT's NoNorm (an elementwise x * gamma + beta), or nothing where
+    export_ready folded that NoNorm into the Linear before it."""
+    if isinstance(layer, torch.nn.Identity):
+        return x
     if type(layer).__name__ != "NoNorm":
         return _layernorm(g, x, layer, name)
     g.param(f"{name}.g", layer.weight)

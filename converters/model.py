@@ -26,6 +26,7 @@ from pocketbert.converters.architectures import (
     check_config,
     preflight,
 )
+from pocketbert.converters.no_norm_fold import fold_bottleneck_no_norms
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
 from pocketbert.core.errors import UserError, first_line
 
@@ -190,9 +191,11 @@ def load_model(
 
 
 def export_ready(loaded: LoadedModel) -> nn.Module:
-    """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls)."""
+    """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls,
+    MobileBERT's bottleneck NoNorms folded into their Linears)."""
     import copy
 
     module = copy.deepcopy(loaded.module)
     grouped_convs_as_linear(module)
+    fold_bottleneck_no_norms(module)
     return module.eval()

@@ -1,0 +1,67 @@
+import onnx
+import torch
+
+from pocketbert.converters.no_norm_fold import fold_bottleneck_no_norms
+
+
+def _ops(path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def test_folded_mobilebert_gives_the_same_outputs_with_no_bottleneck_norm(tiny_models):
+    from pocketbert.converters.model import export_ready, load_model
+
+    loaded = load_model(tiny_models["mobilebert"])
+    with torch.no_grad():  # NoNorm starts at gamma 1, beta 0: make the fold do something
+        for m in loaded.module.modules():
+            if type(m).__name__ == "NoNorm":
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    layers = loaded.config.num_hidden_layers
+    module = export_ready(loaded)
+    names = [type(m).__name__ for m in module.modules()]
+    nonorms_before = sum(type(m).__name__ == "NoNorm" for m in loaded.module.modules())
+    assert nonorms_before - names.count("NoNorm") == 2 * layers  # input + attention bottleneck
+    ids = torch.randint(5, 60, (2, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(ids, mask), loaded.module(ids, mask), atol=1e-5, rtol=1e-5
+        )
+    assert fold_bottleneck_no_norms(module) == 0  # nothing left to fold
+
+
+def test_the_onnx_graph_loses_a_mul_and_an_add_per_bottleneck(tiny_models, tmp_path, monkeypatch):
+    import pocketbert
+    from pocketbert.converters import model as model_module
+    from pocketbert.converters.model import load_model
+    from pocketbert.converters.no_norm_fold import _foldable
+
+    loaded = load_model(tiny_models["mobilebert"])
+    folds = sum(_foldable(m) for m in loaded.module.modules())
+    assert folds == 2 * loaded.config.num_hidden_layers
+
+    def export(name):
+        [result] = pocketbert.export(
+            tiny_models["mobilebert"], tmp_path / name, format="onnx", precision="fp32", quiet=True
+        )
+        assert result.parity["argmax_agreement"] == 1.0  # judged against the unfolded model
+        return _ops(tmp_path / name / "model.onnx")
+
+    folded = export("folded")
+    monkeypatch.setattr(model_module, "fold_bottleneck_no_norms", lambda module: 0)
+    unfolded = export("unfolded")
+    assert unfolded["Mul"] - folded.get("Mul", 0) == folds
+    assert unfolded["Add"] - folded["Add"] == folds
+    assert unfolded["MatMul"] == folded["MatMul"]
+
+
+def test_other_architectures_are_left_alone(tiny_models):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
+    assert fold_bottleneck_no_norms(model) == 0
