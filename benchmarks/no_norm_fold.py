@@ -113,7 +113,7 @@ def main() -> None:
                 p.session.run(feeds[n])
                 times[(n, 2)].append(time.perf_counter() - t0)
             del p
-    print(f"cpu: {cpu_model()}, isa: {isa()}; MobileBERT (24 layers), batch 1, seq {args.seq}")
+    print(f"cpu: {cpu_model()}, {isa()}; MobileBERT (24 layers), batch 1, seq {args.seq}")
     print("| graph | nodes | 1 thread p50 ms | 2 threads p50 ms |")
     print("|---|---:|---:|---:|")
     p50 = {k: statistics.median(v) * 1e3 for k, v in times.items()}
