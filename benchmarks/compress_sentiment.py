@@ -11,7 +11,7 @@
    vocabulary pruning to the tokens of the training (+ unlabelled) text, factorized
    embeddings (E=128, SVD init), structured pruning of half the heads and half the FFN
    neurons (Michel et al. / Taylor importance on the training sentences), low-rank FFN
-   Linears (rank 96); ``lean``: the combination with 3/4 of the FFN neurons removed and
+   Linears (rank 96), both layers sharing one set of weights; ``lean``: the combination with 3/4 of the FFN neurons removed and
    only the tokens seen 3+ times kept; ``slim``: lean with a third of the heads kept (4 of 12); every
    compressed student is distilled to recover;
 3. the teacher and every student exported to int8-dynamic ONNX bundles (the combined
@@ -50,6 +50,7 @@ ROWS = {  # name -> DistillOptions fields of the compression
     "+factorize128": {"factorize_embeddings": 128},
     "+prune50": {"prune_heads": 0.5, "prune_neurons": 0.5},
     "+lowrank96": {"low_rank": 96},
+    "+share2": {"share_layers": 2},  # both layers share one set of weights
     "combined": {
         "prune_heads": 0.5,
         "prune_neurons": 0.5,
