@@ -127,7 +127,10 @@ def _second_task(args, root: Path, best: dict, unlabelled) -> dict:
     # TREC has no unlabelled text: its transfer set is distill's default (word-swap variants
     # of the training sentences, as many as the data-size rule gives), as a user would get
     opts = dataclasses.replace(_options(args, None, root / "cache-trec", best), augment=None)
-    s = pocketbert.distill(args.second_teacher, folder, out, opts)
+    if args.reuse and (out / "summary.json").is_file():  # the student of an earlier run
+        s = json.loads((out / "summary.json").read_text())
+    else:
+        s = pocketbert.distill(args.second_teacher, folder, out, opts)
     keys = (
         "test_accuracy",
         "teacher_test_accuracy",
