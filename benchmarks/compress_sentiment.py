@@ -11,8 +11,8 @@
    vocabulary pruning to the tokens of the training (+ unlabelled) text, factorized
    embeddings (E=128, SVD init), structured pruning of half the heads and half the FFN
    neurons (Michel et al. / Taylor importance on the training sentences), low-rank FFN
-   Linears (rank 96), both layers sharing one set of weights; ``lean``: the combination with 3/4 of the FFN neurons removed and
-   only the tokens seen 3+ times kept; ``slim``: lean with a third of the heads kept (4 of 12); every
+   Linears (rank 96), both layers sharing one set of weights; ``lean``: the combination
+   with 3/4 of the FFN neurons removed and only the tokens seen 3+ times kept; ``slim``: lean with a third of the heads kept (4 of 12); every
    compressed student is distilled to recover;
 3. the teacher and every student exported to int8-dynamic ONNX bundles (the combined
    students also with int4 embedding tables) and timed at batch 1 on the test sentences,
@@ -30,7 +30,6 @@ recipe's). The full mode: TinyBERT's two stages (1 + 2 epochs) over the labelled
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ import platform
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -126,11 +126,11 @@ def _second_task(args, root: Path, best: dict, unlabelled) -> dict:
     out = root / "trec-student"
     # TREC has no unlabelled text: its transfer set is distill's default (word-swap variants
     # of the training sentences, as many as the data-size rule gives), as a user would get
-    opts = dataclasses.replace(_options(args, None, root / "cache-trec", best), augment=None)
     if args.reuse and (out / "summary.json").is_file():  # the student of an earlier run
         s = json.loads((out / "summary.json").read_text())
     else:
-        s = pocketbert.distill(args.second_teacher, folder, out, opts)
+        opts = _options(args, None, root / "cache-trec", best)
+        s = pocketbert.distill(args.second_teacher, folder, out, replace(opts, augment=None))
     keys = (
         "test_accuracy",
         "teacher_test_accuracy",
