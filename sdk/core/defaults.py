@@ -38,7 +38,7 @@ teacher, and doubling the epochs lifted it only to 93%.
 The CPU budget halves that tuned recipe's transfer set and logit steps: on a 2-core CPU a
 first-stage epoch runs the teacher live (about 110 examples/s) and a logit epoch about
 230/s, so 15,000 sentences take about 5 minutes a student, where 36,826 took 10-14. What
-the halving costs is measured by ``benchmarks/distill_tasks.py`` on four tasks.
+the halving costs is measured by ``benchmarks/distill_tasks.py`` on three tasks.
 """
 
 from __future__ import annotations
