@@ -61,6 +61,9 @@ class DistillConfig:
     # rule's transfer set when no unlabelled text is given, else 0
     augment: int | None = None
     init_from_teacher: bool = True
+    # the word-embedding table left as initialized (no gradient, no optimizer state): ~1.4x
+    # the training examples/s of a small student; off by default (see _freeze_embeddings)
+    freeze_embeddings: bool = False
     cache_dir: str | None = None  # teacher logits kept here, shared by runs on the same data
     # compression method configs (converters.methods): applied to the student, distilled
     # to recover; vocabulary pruning after training (converters.compression)
@@ -191,6 +194,26 @@ def _student(cfg: DistillConfig, teacher, tokenizer, texts: list[str]):
         dict(teacher.config.label2id),
     )
     return model, model.config.to_dict()
+
+
+def _freeze_embeddings(cfg: DistillConfig, student, say) -> bool:
+    """Freeze the student's word-embedding table when the config asks for it.
+
+    A training step of the small SqueezeBERT-style student runs ~1.4x faster (the table's
+    dense gradient and Adam update skipped), the MobileBERT-style one ~1.2x. On Rotten
+    Tomatoes (5,000 training rows, 20,000 transfer sentences, 1,500 logit steps) the
+    SqueezeBERT-style student, whose table is the teacher's own, kept the same share of the
+    teacher's test accuracy as it did trained (94.0%); the MobileBERT-style one, whose
+    128-wide table is a PCA projection of the teacher's, ended 3 validation points lower.
+    So it is an option for faster training, not a default.
+    """
+    if not cfg.freeze_embeddings:
+        return False
+    embeddings = student.get_input_embeddings()
+    table = getattr(embeddings, "table", embeddings).weight  # a factorized pair: its vocab table
+    table.requires_grad_(False)
+    say(f"word embeddings: {table.shape[0]} x {table.shape[1]} frozen as initialized")
+    return True
 
 
 def _file_hash(path: str | None) -> str | None:
@@ -331,6 +354,7 @@ def run_distill(
     student, compressed = compression.before_training(
         student, cfg.compress, tokenizer, train_texts, train_labels, cfg.train.max_seq_len, say
     )
+    frozen = _freeze_embeddings(cfg, student, say)
     sizes = {"teacher": describe(teacher), "student": describe(student)}
     _say_sizes(sizes, student.config.model_type, say)
     fingerprint = run_dir.run_fingerprint(
@@ -342,6 +366,7 @@ def run_distill(
         unlabelled=_file_hash(cfg.unlabelled),
         augment=cfg.augment,
         init_from_teacher=cfg.init_from_teacher,
+        **({"frozen_embeddings": frozen} if frozen else {}),
         **({"compress": compression.fingerprint(cfg.compress)} if cfg.compress else {}),
         **({"dedup": cfg.dedup.threshold} if cfg.dedup else {}),
     )

@@ -135,7 +135,7 @@ def _fresh_state() -> dict:
 
 def _param_groups(trainee: nn.Module, weight_decay: float) -> list[dict]:
     no_decay = ("bias", "LayerNorm.weight", "layernorm.weight", "NoNorm")
-    named = list(trainee.named_parameters())
+    named = [(n, p) for n, p in trainee.named_parameters() if p.requires_grad]
     return [
         {
             "params": [p for n, p in named if not any(k in n for k in no_decay)],
