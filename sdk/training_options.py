@@ -186,7 +186,7 @@ class DistillOptions(TrainOptions):
     text is given, see ``pocketbert.core.defaults``); ``cache_dir``: where the teacher's logits are kept for reuse by
     other students on the same text; ``init_from_teacher``: copy the teacher's weights
     where shapes allow; ``freeze_embeddings``: leave the student's word-embedding table as
-    initialized (~1.4x faster training; see converters.distill._freeze_embeddings).
+    initialized (None: when it is the teacher's own, see pocketbert.core.defaults).
 
     Compression, applied to the student and then distilled to recover (recorded in the
     summary's ``compression``, with the bytes each saves): ``factorize_embeddings``: the
@@ -210,7 +210,7 @@ class DistillOptions(TrainOptions):
     augment: int | None = None
     cache_dir: str | Path | None = None
     init_from_teacher: bool = True
-    freeze_embeddings: bool = False
+    freeze_embeddings: bool | None = None
     speedup: float | None = None  # size auto: times faster than the teacher (default 4)
     max_latency_ms: float | None = None  # size auto: on ``device``
     device: str | None = None  # size auto: the devices.yaml id the targets are for (host)

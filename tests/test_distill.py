@@ -354,9 +354,17 @@ def test_students_on_the_same_text_share_the_teachers_logits(tiny_models, review
     assert len(written[0]) == 1 and written[1] == written[0]  # the second run read, not wrote
 
 
-@pytest.mark.parametrize("family", ["squeezebert", "mobilebert"])
-def test_freeze_embeddings_keeps_the_students_table_and_trains_the_rest(
-    family, tiny_models, reviews_csv, tmp_path
+@pytest.mark.parametrize(
+    ("family", "freeze", "frozen"),
+    [
+        ("squeezebert", None, True),  # the rule: its table is the teacher's own
+        ("mobilebert", None, False),  # the rule: its table is a projection, so it trains
+        ("squeezebert", False, False),
+        ("mobilebert", True, True),
+    ],
+)
+def test_word_embeddings_freeze_by_the_rule_or_the_flag_and_the_rest_trains(
+    family, freeze, frozen, tiny_models, reviews_csv, tmp_path
 ):
     from pocketbert.converters.distill import load_classifier
     from pocketbert.converters.students import build_student, student_config
@@ -365,14 +373,10 @@ def test_freeze_embeddings_keeps_the_students_table_and_trains_the_rest(
     start = build_student(teacher, student_config(teacher.config, StudentSpec(family)), seed=0)
     table = start.get_input_embeddings().weight.detach().clone()
     head = start.classifier.weight.detach().clone()
-    for freeze, out in ((True, "frozen"), (False, "trained")):
-        cfg = DistillConfig(student=StudentSpec(family), train=FAST, freeze_embeddings=freeze)
-        summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / out, cfg, quiet=True)
-        weights = load_file(tmp_path / out / "model.safetensors")
-        got = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
-        assert not (weights["classifier.weight"] == head).all()  # the rest trains either way
-        assert summary["history"][0]["loss"] > 0
-        if freeze:
-            assert got.shape == table.shape and (got == table).all()
-        else:
-            assert not (got == table).all()
+    cfg = DistillConfig(student=StudentSpec(family), train=FAST, freeze_embeddings=freeze)
+    summary = run_distill(tiny_models["bert"], reviews_csv, tmp_path / "s", cfg, quiet=True)
+    weights = load_file(tmp_path / "s" / "model.safetensors")
+    got = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+    assert not (weights["classifier.weight"] == head).all()  # the rest trains either way
+    assert summary["history"][0]["loss"] > 0
+    assert got.shape == table.shape and bool((got == table).all()) is frozen

@@ -306,7 +306,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="add N variants of each training sentence, words swapped for their neighbours "
         "in the teacher's embeddings and labelled by the teacher (TinyBERT-style); default: "
-        "up to 20, to at most 15,000 sentences in all, when no --unlabelled text is given "
+        "up to 20, to at most 30,000 sentences in all, when no --unlabelled text is given "
         "(see pocketbert.core.defaults)",
     )
     p.add_argument(
@@ -319,10 +319,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--freeze-embeddings",
-        action="store_true",
-        help="keep the student's word-embedding table as initialized: ~1.2-1.4x faster "
-        "training steps; no accuracy lost where the table is the teacher's own (SqueezeBERT), "
-        "~3 points on Rotten Tomatoes where it is projected (MobileBERT)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the student's word-embedding table as initialized (default: when it is "
+        "the teacher's own, as a SqueezeBERT-style student's is; its training step ~1.4x faster)",
     )
     _compress_args(p)
     p.add_argument(
