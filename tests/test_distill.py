@@ -380,3 +380,4 @@ def test_word_embeddings_freeze_by_the_rule_or_the_flag_and_the_rest_trains(
     assert not (weights["classifier.weight"] == head).all()  # the rest trains either way
     assert summary["history"][0]["loss"] > 0
     assert got.shape == table.shape and bool((got == table).all()) is frozen
+    assert summary["frozen_embeddings"] is frozen
