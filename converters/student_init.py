@@ -240,26 +240,15 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
 
 
 @torch.no_grad()
-def freeze_embeddings(student: nn.Module, teacher: nn.Module, freeze: bool | None) -> str:
-    """Freeze the student's word-embedding table (``freeze`` None: by the rule); returns its
-    shape as ``"rows x width"`` when frozen, else "".
-
-    The rule: frozen when the table is still the teacher's own, copied unchanged (a
-    SqueezeBERT- or BERT-style student at the teacher's width); trained when it was
-    projected (MobileBERT's narrower table, a narrower BERT, a factorized pair) or drawn at
-    random. A frozen table skips its dense gradient and Adam update: the small
-    SqueezeBERT-style student's own step (forward, backward, update) runs ~1.4x faster, a
-    whole default run ~1.1x (its first stage runs the teacher live). On Rotten Tomatoes at
-    30,000 transfer sentences that student kept 94.6% of its teacher's accuracy frozen and
-    94.5% trained (two runs, each with its own teacher fine-tune); the MobileBERT-style
-    student, frozen at 20,000, ended 3 validation points below its trained run.
-    """
+def freeze_embeddings(student: nn.Module, teacher: nn.Module, freeze: bool | None) -> bool:
+    """Freeze the student's word-embedding table (a factorized pair: its vocab table) and
+    say whether it did. ``freeze`` None: the rule of ``pocketbert.core.defaults``, frozen
+    when the table is still the teacher's own, copied unchanged."""
     embeddings = student.get_input_embeddings()
-    table = getattr(embeddings, "table", embeddings).weight  # a factorized pair: its vocab table
+    table = getattr(embeddings, "table", embeddings).weight
     if freeze is None:
         own = teacher.get_input_embeddings().weight
         freeze = table.shape == own.shape and bool((table == own).all())
-    if not freeze:
-        return ""
-    table.requires_grad_(False)
-    return f"{table.shape[0]} x {table.shape[1]}"
+    if freeze:
+        table.requires_grad_(False)
+    return freeze
