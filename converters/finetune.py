@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from pocketbert.converters import run_dir
 from pocketbert.converters.distill_loss import LossWeights
 from pocketbert.converters.evaluation import scores_on, summary_fields
@@ -90,6 +92,7 @@ def run_finetune(
         cfg, epochs=chosen.epochs, lr=chosen.lr, select_by=cfg.select_by or chosen.select_by
     )
     say(chosen.line())
+    torch.manual_seed(cfg.seed)  # the new head's random init: the same run gives the same model
     model, tokenizer = load_for_finetuning(model_dir, data.labels)
     lora_record = None
     if lora is not None:

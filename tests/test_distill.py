@@ -139,6 +139,19 @@ def test_finetune_turns_an_encoder_into_a_classifier(tiny_embedder, reviews_csv,
     ]
 
 
+def test_finetune_twice_with_one_seed_gives_the_same_weights(tiny_embedder, reviews_csv, tmp_path):
+    """The new head's random init is seeded too: whatever the process drew before."""
+    import torch
+
+    from pocketbert.converters.finetune import run_finetune
+
+    for name in ("a", "b"):
+        torch.rand(7)  # another draw from the global generator between the two runs
+        run_finetune(tiny_embedder, reviews_csv, tmp_path / name, FAST, quiet=True)
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 CHILD = """
 import sys, warnings, logging
 warnings.filterwarnings("ignore"); logging.disable(logging.WARNING)
