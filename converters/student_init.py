@@ -157,7 +157,7 @@ def _mobilebert_layer(layer: nn.Module, tl: nn.Module, cfg, head_dim: int) -> No
     layer.attention.output.dense.weight.copy_(p.T @ wo[:, rows])
     layer.attention.output.dense.bias.copy_(p.T @ ta.output.dense.bias)
     w1, w2 = tl.intermediate.dense.weight, tl.output.dense.weight
-    ffns = [(f.intermediate.dense, f.output.dense) for f in layer.ffn] + [
+    ffns = [(f.intermediate.dense, f.output.dense) for f in getattr(layer, "ffn", [])] + [
         (layer.intermediate.dense, layer.output.dense)
     ]
     width = ffns[0][0].out_features

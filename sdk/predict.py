@@ -123,6 +123,8 @@ class Predictor:
     def outputs(self, texts: list[str]) -> np.ndarray:
         """The raw model outputs, one row per text (logits or embeddings)."""
         rows = [self.session.run(self.encoder.feed(t))[0].reshape(1, -1) for t in texts]
+        if len(rows) == 1:
+            return rows[0]
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def predict(self, texts: str | list[str]) -> list[dict] | np.ndarray:
@@ -131,15 +133,14 @@ class Predictor:
         out = self.outputs(texts)
         if self.task == "embedding":
             return out
-        probs = _softmax(out.astype(np.float64))
-        return [
-            {
-                "label": self.labels[int(p.argmax())],
-                "score": float(p.max()),
-                "probabilities": {lab: float(v) for lab, v in zip(self.labels, p, strict=True)},
-            }
-            for p in probs
-        ]
+        results = []
+        for p in _softmax(out.astype(np.float64)).tolist():  # Python floats in one step
+            best = max(range(len(p)), key=p.__getitem__)  # the first of equal maxima, as argmax
+            probabilities = dict(zip(self.labels, p, strict=True))
+            results.append(
+                {"label": self.labels[best], "score": p[best], "probabilities": probabilities}
+            )
+        return results
 
 
 def load(bundle: str | Path, *, threads: int | None = None) -> Predictor:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from pocketbert.core.errors import UserError
+from pocketbert.wordpiece import BertWordPiece
 
 
 class Encoder:
@@ -36,9 +38,18 @@ class Encoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_len)
         self.max_len, self.pad_to, self.min_len = max_len, pad_to, min_len
+        self.fast = BertWordPiece.from_spec(json.loads(Path(tokenizer_json).read_text()), max_len)
+
+    def ids(self, text: str) -> list[int]:
+        """The text's token ids, truncated to ``max_len`` (the fast path where it is exact)."""
+        if self.fast is not None:
+            ids = self.fast.ids(text)
+            if ids is not None:
+                return ids
+        return self.tokenizer.encode(text).ids
 
     def feed(self, text: str) -> dict[str, np.ndarray]:
-        ids = self.tokenizer.encode(text).ids
+        ids = self.ids(text)
         length = self.pad_to or max(len(ids), self.min_len)
         input_ids = np.zeros((1, length), dtype=np.int64)
         mask = np.zeros((1, length), dtype=np.int64)

@@ -189,3 +189,16 @@ def test_mobilebert_norms_take_the_teachers_scale_on_real_text(no_norm, tiny_mod
         assert torch.allclose(s[real].std(0), t[real].std(0), rtol=1e-3, atol=1e-5)
         assert torch.allclose(s[real].mean(0), t[real].mean(0), atol=1e-4)
     assert not torch.allclose(p_states[-1][real].std(0), targets[-1][real].std(0), rtol=0.1)
+
+
+def test_mobilebert_with_one_ffn_takes_the_teachers_strongest_neurons(tiny_models):
+    teacher = _teacher(tiny_models["bert"])
+    inter = teacher.config.intermediate_size // 2
+    spec = StudentSpec("mobilebert", layers=1, ffns=1, intermediate=inter)
+    mb = build_student(teacher, student_config(teacher.config, spec))
+    layer = mb.mobilebert.encoder.layer[0]
+    assert not hasattr(layer, "ffn")  # transformers builds no stack for a single FFN
+    tl = teacher.bert.encoder.layer[layer_map(1, teacher.config.num_hidden_layers)[0]]
+    w1, w2 = tl.intermediate.dense.weight, tl.output.dense.weight
+    strongest = torch.argsort(w1.norm(dim=1) * w2.norm(dim=0), descending=True)[:inter]
+    torch.testing.assert_close(layer.intermediate.dense.bias, tl.intermediate.dense.bias[strongest])
