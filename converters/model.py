@@ -28,6 +28,7 @@ from pocketbert.converters.architectures import (
 )
 from pocketbert.converters.no_norm_fold import fold_bottleneck_no_norms
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
+from pocketbert.converters.token_type_fold import fold_token_types
 from pocketbert.core.errors import UserError, first_line
 
 __all__ = ["ARCHITECTURES", "TASKS", "ExportWrapper", "LoadedModel", "load_model", "preflight"]
@@ -192,10 +193,12 @@ def load_model(
 
 def export_ready(loaded: LoadedModel) -> nn.Module:
     """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls,
-    MobileBERT's bottleneck NoNorms folded into their Linears)."""
+    MobileBERT's bottleneck NoNorms folded into their Linears, the token-type table
+    folded to the row that all-zero token types read)."""
     import copy
 
     module = copy.deepcopy(loaded.module)
     grouped_convs_as_linear(module)
     fold_bottleneck_no_norms(module)
+    fold_token_types(module)
     return module.eval()
