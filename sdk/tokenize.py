@@ -29,8 +29,9 @@ class Encoder:
     ) -> None:
         from tokenizers import Tokenizer
 
-        try:
-            self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        try:  # one read of the file, for tokenizers and for the fast path's spec
+            text = Path(tokenizer_json).read_text(encoding="utf-8")
+            self.tokenizer = Tokenizer.from_str(text)
         except Exception as exc:  # tokenizers raises a bare Exception for bad files
             raise UserError(
                 f"'{tokenizer_json}' is not a readable tokenizer.json ({exc}); re-export the bundle"
@@ -38,7 +39,7 @@ class Encoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_len)
         self.max_len, self.pad_to, self.min_len = max_len, pad_to, min_len
-        self.fast = BertWordPiece.from_spec(json.loads(Path(tokenizer_json).read_text()), max_len)
+        self.fast = BertWordPiece.from_spec(json.loads(text), max_len)
 
     def ids(self, text: str) -> list[int]:
         """The text's token ids, truncated to ``max_len`` (the fast path where it is exact)."""

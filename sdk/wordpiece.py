@@ -25,13 +25,13 @@ _CACHE_WORDS = 50_000
 class BertWordPiece:
     """Token ids of [CLS] text [SEP], truncated to ``max_len`` tokens as tokenizers does."""
 
-    def __init__(self, spec: dict[str, Any], max_len: int) -> None:
+    def __init__(self, spec: dict[str, Any], max_len: int, ends: tuple[int, int]) -> None:
         model = spec["model"]
         self.vocab: dict[str, int] = model["vocab"]
         self.unk = self.vocab[model["unk_token"]]
         self.prefix = model.get("continuing_subword_prefix", "##")
         self.max_chars = model.get("max_input_chars_per_word", 100)
-        self.cls, self.sep = _special_ids(spec["post_processor"])
+        self.cls, self.sep = ends
         self.room = max_len - 2
         added = [t["content"] for t in spec.get("added_tokens") or []]
         self._added = re.compile("|".join(map(re.escape, added)), re.I) if added else None
@@ -42,6 +42,7 @@ class BertWordPiece:
         """The fast path for this tokenizer.json, or None when it is not BERT's recipe."""
         try:
             norm, pre, model = spec["normalizer"], spec["pre_tokenizer"], spec["model"]
+            ends = _special_ids(spec["post_processor"])
             ok = (
                 norm["type"] == "BertNormalizer"
                 and norm.get("lowercase") is True
@@ -49,12 +50,12 @@ class BertWordPiece:
                 and pre["type"] == "BertPreTokenizer"
                 and model["type"] == "WordPiece"
                 and model["unk_token"] in model["vocab"]
-                and _special_ids(spec["post_processor"]) is not None
+                and ends is not None
                 and max_len >= 3
             )
         except (KeyError, TypeError):
             return None
-        return cls(spec, max_len) if ok else None
+        return cls(spec, max_len, ends) if ok else None
 
     def ids(self, text: str) -> list[int] | None:
         """[CLS] + pieces + [SEP], or None when ``text`` needs the full tokenizer."""
