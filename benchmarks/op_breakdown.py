@@ -89,15 +89,15 @@ def _shares(times: dict[str, float]) -> dict[str, float]:
 def ort_breakdown(path: Path, feed: dict[str, np.ndarray], threads: int, runs: int = 10) -> dict:
     """{class: share of node time}, plus the measured node total per run in ms."""
     import onnx
-    import onnxruntime as ort
+
+    from pocketbert.runtimes.ort import open_session, session_options
 
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options = session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "ort")
         options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = open_session(Path(path), options)
         feed = {k: v for k, v in feed.items() if k in {i.name for i in session.get_inputs()}}
         for _ in range(runs):
             session.run(None, feed)

@@ -11,6 +11,33 @@ from pocketbert.runtimes.tensors import cast_feeds, open_model, require, run_by_
 
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
+# Graph fusions onnxruntime's optimizer would apply that make its CPU kernels slower.
+# SkipLayerNormalization (Add + LayerNormalization fused): onnxruntime 1.32's CPU kernel takes
+# 3.5-7.5x the time of the two ops it replaces (22 vs 6 us at 12 x 384, 195 vs 26 us at
+# 128 x 384), and whole BERT-family int8 models run 1.1-1.3x faster without it
+# (benchmarks/ort_fusions.py prints both figures on the CPU it runs on).
+DISABLED_FUSIONS = ("SkipLayerNormFusion",)
+
+
+def session_options(threads: int | None = None):
+    """The SessionOptions pocketbert runs every ONNX bundle with (``threads``: intra-op)."""
+    ort = require("onnxruntime", "onnxruntime")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts
+
+
+def open_session(model, opts, disabled: tuple[str, ...] = DISABLED_FUSIONS):
+    """An onnxruntime CPU session on ``model`` (a path or serialized bytes)."""
+    ort = require("onnxruntime", "onnxruntime")
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(
+        source, opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled)
+    )
+
 
 class OrtSession:
     def __init__(self, session) -> None:
@@ -30,18 +57,10 @@ class OrtSession:
 
 @register_runtime("onnxruntime", suffix=".onnx", module="onnxruntime", install="onnxruntime")
 def load(path: Path, *, threads: int | None = None) -> OrtSession:
-    ort = require("onnxruntime", "onnxruntime")
+    opts = session_options(threads)  # raises the install hint if onnxruntime is missing
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidProtobuf
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
     session = open_model(
-        path,
-        "ONNX",
-        lambda: ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]),
-        not_a_model=(InvalidProtobuf,),
+        path, "ONNX", lambda: open_session(Path(path), opts), not_a_model=(InvalidProtobuf,)
     )
     return OrtSession(session)
