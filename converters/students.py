@@ -33,7 +33,8 @@ class StudentSpec:
     hidden: int | None = None
     heads: int | None = None
     intermediate: int | None = None
-    groups: int | None = None  # SqueezeBERT: groups of Q/K/V, FFN in and FFN out
+    groups: int | None = None  # SqueezeBERT: groups of Q/K/V (and of the FFN unless ffn_groups)
+    ffn_groups: int | None = None  # SqueezeBERT: groups of FFN in and FFN out (default: groups)
     bottleneck: int | None = None  # MobileBERT: intra-block width (true hidden size)
     embedding: int | None = None  # MobileBERT: factorized embedding size
     ffns: int | None = None  # MobileBERT: stacked FFNs per block
@@ -139,11 +140,16 @@ def student_config(teacher_config: Any, spec: StudentSpec) -> Any:
         return AutoConfig.for_model("bert", **common)
     if spec.family == "squeezebert":
         g = k["groups"]
-        for name, dim in (("hidden", k["hidden"]), ("intermediate", k["intermediate"])):
-            if dim % g:
+        fg = k.get("ffn_groups") or g
+        for name, dim, groups, flag in (
+            ("hidden", k["hidden"], g, "--groups"),
+            ("hidden", k["hidden"], fg, "--ffn-groups"),
+            ("intermediate", k["intermediate"], fg, "--ffn-groups"),
+        ):
+            if dim % groups:
                 raise UserError(
                     f"cannot build a squeezebert student: {name} size {dim} is not divisible by "
-                    f"{g} groups; choose --groups dividing both hidden and intermediate sizes"
+                    f"{groups} groups; choose {flag} dividing the hidden and intermediate sizes"
                 )
         return AutoConfig.for_model(
             "squeezebert",
@@ -153,8 +159,8 @@ def student_config(teacher_config: Any, spec: StudentSpec) -> Any:
             k_groups=g,
             v_groups=g,
             post_attention_groups=1,
-            intermediate_groups=g,
-            output_groups=g,
+            intermediate_groups=fg,
+            output_groups=fg,
         )
     no_norm = bool(k["no_norm"])
     common["hidden_act"] = "relu" if no_norm else "gelu"

@@ -19,6 +19,7 @@ KNOBS = (
     "heads",
     "intermediate",
     "groups",
+    "ffn_groups",
     "bottleneck",
     "embedding",
     "ffns",
@@ -175,7 +176,7 @@ class DistillOptions(TrainOptions):
     the largest student at least ``speedup`` times faster than the teacher (default 4)
     and/or within ``max_latency_ms`` on ``device`` (a devices.yaml id; default host),
     timed against the teacher in the same run (converters/student_size.py);
-    ``knobs``: layers, hidden, heads, intermediate, groups, bottleneck, embedding, ffns,
+    ``knobs``: layers, hidden, heads, intermediate, groups, ffn_groups, bottleneck, embedding, ffns,
     no_norm (override the size); ``loss``: weights of ce, kd, hidden, attention and the
     temperature (``"kd=1,hidden=1"`` or a dict; terms not named are 0); ``two_stage``:
     TinyBERT's stages, hidden states and attention maps for ``stage1_epochs`` (default:

@@ -64,6 +64,9 @@ def test_knobs_override_the_preset(tiny_models):
     assert c.normalization_type == "layer_norm"
     c = student_config(config, StudentSpec("squeezebert", groups=2))
     assert (c.q_groups, c.intermediate_groups, c.output_groups) == (2, 2, 2)
+    c = student_config(config, StudentSpec("squeezebert", groups=2, ffn_groups=1))
+    assert (c.q_groups, c.k_groups, c.v_groups) == (2, 2, 2)
+    assert (c.post_attention_groups, c.intermediate_groups, c.output_groups) == (1, 1, 1)
 
 
 def test_students_start_from_the_teacher_where_shapes_allow(tiny_models):
@@ -107,6 +110,7 @@ def test_students_start_from_the_teacher_where_shapes_allow(tiny_models):
         (dict(family="albert"), "unknown student family"),
         (dict(family="bert", size="huge"), "unknown student size"),
         (dict(family="squeezebert", groups=5), "not divisible by 5 groups"),
+        (dict(family="squeezebert", groups=1, ffn_groups=5), "choose --ffn-groups"),
         (dict(family="bert", heads=3), "not divisible by 3 heads"),
         (dict(family="bert", layers=0), "must be a positive integer"),
     ],
@@ -154,7 +158,7 @@ def test_distilled_student_exports_to_int8_onnx_and_verifies(
 def test_squeezebert_with_a_narrower_ffn_takes_the_teachers_strongest_neurons(tiny_models):
     teacher = _teacher(tiny_models["bert"])
     inter = teacher.config.intermediate_size // 2
-    spec = StudentSpec("squeezebert", layers=1, groups=1, intermediate=inter)
+    spec = StudentSpec("squeezebert", layers=1, groups=2, ffn_groups=1, intermediate=inter)
     sq = build_student(teacher, student_config(teacher.config, spec))
     tl = teacher.bert.encoder.layer[layer_map(1, teacher.config.num_hidden_layers)[0]]
     w1, w2 = tl.intermediate.dense.weight, tl.output.dense.weight
