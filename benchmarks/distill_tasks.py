@@ -12,14 +12,16 @@ with no flag beyond the minimal ones, whatever its defaults are at run time:
     pocketbert distill --teacher teacher --student squeezebert --data DATA -o squeezebert
     pocketbert distill --teacher teacher --student mobilebert --data DATA -o mobilebert
     pocketbert export MODEL --format onnx --precision int8-dynamic -o bundles/MODEL
+    pocketbert export MODEL --format tflite --precision int8-dynamic -o bundles/MODEL-tflite
 
 (the two students side by side, ``--threads 1`` each, as the CPU has two cores; an
 export the parity gate refuses is recorded as such and re-run with
 ``--allow-parity-failure``, so that its bundle is still measured). Then, on the test split:
 accuracy and macro-F1 of each torch model, computed here from its predictions
 (``pocketbert.core.metrics.class_scores``); per-class F1, the classes a student lost (F1 0
-where the teacher's is above 0), kept % of accuracy and macro-F1; the int8 bundle's
-accuracy through ``pocketbert.load(bundle).predict``; and latency: ``predict([sentence])``
+where the teacher's is above 0), kept % of accuracy and macro-F1; each int8 bundle's
+accuracy through ``pocketbert.load(bundle).predict``; and latency, per format (onnxruntime,
+LiteRT: each student against the teacher's bundle of the same format): ``predict([sentence])``
 end to end (tokenization included), batch 1, 1 thread, over the task's own test
 sentences, each bundle taking turns of 25 consecutive sentences (the steady state of an
 app serving one model; the speed-up the target counts), and again with the bundles taking
@@ -56,7 +58,10 @@ DEFAULT_TASKS = ("rotten_tomatoes", "trec", "sms_spam")
 LATENCY_SENTENCES = 300  # test sentences timed per bundle (all of them when fewer)
 WARMUP = 10
 BLOCK = 25  # consecutive sentences a bundle runs in its turn (the steady-state figure)
-EXPORT = ["--format", "onnx", "--precision", "int8-dynamic"]
+# int8-dynamic bundles in the two runtimes a device build runs here: onnxruntime (the
+# model-level figures: "int8 acc", "p50 ms", "speed-up") and LiteRT (the "litert" record),
+# each student timed against the teacher's bundle of the same format
+FORMATS = ("onnx", "tflite")
 
 
 def _cli(args: list[str], log: Path) -> tuple[int, float, str]:
@@ -160,17 +165,19 @@ def _predict_torch(model_dir: Path, texts: list[str], labels: list[str]) -> list
     return out
 
 
-def _export(model_dir: Path, bundle: Path, logs: Path) -> dict:
+def _export(model_dir: Path, bundle: Path, logs: Path, fmt: str = "onnx") -> dict:
     """Export with the default gate; a refused export is re-run with the gate off."""
-    args = ["export", str(model_dir), *EXPORT, "-o", str(bundle), "--json"]
-    rc, seconds, out = _cli(args, logs / f"export-{model_dir.name}.log")
+    args = ["export", str(model_dir), "--format", fmt, "--precision", "int8-dynamic"]
+    args += ["-o", str(bundle), "--json"]
+    log = f"export-{model_dir.name}" + ("" if fmt == "onnx" else f"-{fmt}")
+    rc, seconds, out = _cli(args, logs / f"{log}.log")
     record = {"gate_passed": rc == 0, "export_s": round(seconds, 1)}
     if rc != 0:
-        record["gate_error"] = _tail(logs / f"export-{model_dir.name}.log", 1)
+        record["gate_error"] = _tail(logs / f"{log}.log", 1)
         seconds, out = _run(
             [*args, "--allow-parity-failure"],
-            logs / f"export-{model_dir.name}-ungated.log",
-            f"export of {model_dir.name} (gate off)",
+            logs / f"{log}-ungated.log",
+            f"{fmt} export of {model_dir.name} (gate off)",
         )
         record["export_ungated_s"] = round(seconds, 1)
     [row] = json.loads(out)
@@ -254,26 +261,29 @@ def run_task(name: str, args, root: Path, record: dict, save) -> None:
     }
     for who, seconds in _run_together(students, logs).items():
         _score(who, seconds, work, texts, truth, labels, record, save)
-    bundles = {}
-    for who, model in record["models"].items():
-        bundle = work / "bundles" / who
-        model.update(_export(work / who, bundle, logs))
-        predicted = _bundle_predictions(bundle, texts, labels)
-        model["int8"] = class_scores(predicted, truth, len(labels))
-        bundles[who] = bundle
-        save()
-    samples = _latency(bundles, texts)
-    teacher = record["models"]["teacher"]
-    for way, runs in samples.items():
-        teacher_ms = statistics.median(runs["teacher"]) * 1e3
+    for fmt in FORMATS:
+        bundles = {}
         for who, model in record["models"].items():
-            ms = statistics.median(runs[who]) * 1e3
-            model.setdefault("latency", {})[way] = {
-                "p50_ms": round(ms, 3),
-                "p90_ms": round(statistics.quantiles(runs[who], n=10)[-1] * 1e3, 3),
-                "sentences": len(runs[who]),
-                "speedup": round(teacher_ms / ms, 2),
-            }
+            bundle = work / "bundles" / (who if fmt == "onnx" else f"{who}-{fmt}")
+            here = model if fmt == "onnx" else model.setdefault("litert", {})
+            here.update(_export(work / who, bundle, logs, fmt))
+            predicted = _bundle_predictions(bundle, texts, labels)
+            here["int8"] = class_scores(predicted, truth, len(labels))
+            bundles[who] = bundle
+            save()
+        samples = _latency(bundles, texts)
+        for way, runs in samples.items():
+            teacher_ms = statistics.median(runs["teacher"]) * 1e3
+            for who, model in record["models"].items():
+                ms = statistics.median(runs[who]) * 1e3
+                here = model if fmt == "onnx" else model["litert"]
+                here.setdefault("latency", {})[way] = {
+                    "p50_ms": round(ms, 3),
+                    "p90_ms": round(statistics.quantiles(runs[who], n=10)[-1] * 1e3, 3),
+                    "sentences": len(runs[who]),
+                    "speedup": round(teacher_ms / ms, 2),
+                }
+    teacher = record["models"]["teacher"]
     for who, model in record["models"].items():
         if who != "teacher":
             t, s = teacher["torch"], model["torch"]
@@ -285,6 +295,10 @@ def run_task(name: str, args, root: Path, record: dict, save) -> None:
         for who in record["models"]:
             shutil.rmtree(work / who, ignore_errors=True)
         shutil.rmtree(work / "bundles", ignore_errors=True)
+
+
+def _gate(m: dict) -> str:
+    return "-" if "gate_passed" not in m else ("pass" if m["gate_passed"] else "FAIL")
 
 
 def _pct(x: float | None) -> str:
@@ -302,9 +316,10 @@ def misses(m: dict) -> list[str]:
         for what, key in (("acc", "accuracy_kept"), ("F1", "macro_f1_kept"))
         if m.get(key) is not None and m[key] < TARGET_KEPT
     ]
-    steady = m.get("latency", {}).get("steady", {})
-    if steady.get("speedup", TARGET_SPEEDUP) < TARGET_SPEEDUP:
-        out.append(f"speed-up {steady['speedup']}x")
+    for runtime, where in (("onnxruntime", m), ("litert", m.get("litert", {}))):
+        steady = where.get("latency", {}).get("steady", {})
+        if steady.get("speedup", TARGET_SPEEDUP) < TARGET_SPEEDUP:
+            out.append(f"speed-up {steady['speedup']}x ({runtime})")
     if m.get("lost_classes"):
         out.append("lost a class")
     return out
@@ -336,8 +351,9 @@ def table(results: dict) -> str:
     """The markdown table of every finished model of every task."""
     head = (
         "| task | model | test acc | macro-F1 | acc kept | F1 kept | lost classes | int8 acc "
-        "| gate | p50 ms | speed-up | interleaved | train s | target |\n"
-        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|"
+        "| gate | p50 ms | speed-up | interleaved | LiteRT int8 acc | gate | p50 ms | speed-up "
+        "| train s | target |\n"
+        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|"
     )
     lines = [head]
     for name, rec in results["tasks"].items():
@@ -347,13 +363,18 @@ def table(results: dict) -> str:
             lat = m.get("latency", {}).get("steady", {})
             mixed = m.get("latency", {}).get("interleaved", {}).get("speedup", "-")
             int8 = m.get("int8", {}).get("accuracy")
+            lite = m.get("litert", {})
+            lite_acc = lite.get("int8", {}).get("accuracy")
+            lite_lat = lite.get("latency", {}).get("steady", {})
             lines.append(
                 f"| {name} | {who} | {m['torch']['accuracy']:.2%} | {m['torch']['macro_f1']:.3f} "
                 f"| {_pct(m.get('accuracy_kept'))} | {_pct(m.get('macro_f1_kept'))} "
                 f"| {', '.join(m.get('lost_classes', [])) or '-'} "
                 f"| {'-' if int8 is None else f'{int8:.2%}'} "
-                f"| {'-' if 'gate_passed' not in m else ('pass' if m['gate_passed'] else 'FAIL')} "
+                f"| {_gate(m)} "
                 f"| {lat.get('p50_ms', '-')} | {lat.get('speedup', '-')}x | {mixed}x "
+                f"| {'-' if lite_acc is None else f'{lite_acc:.2%}'} "
+                f"| {_gate(lite)} | {lite_lat.get('p50_ms', '-')} | {lite_lat.get('speedup', '-')}x "
                 f"| {m['train_wall_s']:.0f} "
                 f"| {'' if who == 'teacher' else ', '.join(misses(m)) or 'met'} |"
             )
