@@ -92,9 +92,9 @@ def kernel_table(seqs: list[int], runs: int) -> None:
             feeds = {n: rng.random((1, seq, hidden), dtype=np.float32) for n in "xr"}
             runners = {}
             for name, graph in graphs.items():
-                opts = session_options(1)
+                opts = session_options(1, ())
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-                session = open_session(graph, opts, ())
+                session = open_session(graph, opts)
                 runners[name] = lambda s=session, f=feeds: s.run(None, f)
             p50 = _interleaved_p50_us(runners, runs)
             print(
@@ -114,7 +114,7 @@ def bundle_table(bundles: list[Path], seqs: list[int], runs: int) -> None:
     for bundle in bundles:
         model = bundle / "model.onnx"
         sessions = {
-            "fused": open_session(model, session_options(1), ()),
+            "fused": open_session(model, session_options(1, ())),
             "unfused": open_session(model, session_options(1)),
         }
         names = [i.name for i in sessions["fused"].get_inputs()]

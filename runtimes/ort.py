@@ -19,24 +19,28 @@ _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)"
 DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 
 
-def session_options(threads: int | None = None):
-    """The SessionOptions pocketbert runs every ONNX bundle with (``threads``: intra-op)."""
+def session_options(threads: int | None = None, disabled: tuple[str, ...] = DISABLED_FUSIONS):
+    """The SessionOptions pocketbert runs every ONNX bundle with (``threads``: intra-op;
+    ``disabled``: optimizer passes turned off, through the session config entry that every
+    onnxruntime binding reads, onnxruntime-web's ``extra`` options included)."""
     ort = require("onnxruntime", "onnxruntime")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if disabled:
+        opts.add_session_config_entry(
+            "optimization.disable_specified_optimizers", ",".join(disabled)
+        )
     return opts
 
 
-def open_session(model, opts, disabled: tuple[str, ...] = DISABLED_FUSIONS):
+def open_session(model, opts):
     """An onnxruntime CPU session on ``model`` (a path or serialized bytes)."""
     ort = require("onnxruntime", "onnxruntime")
     source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(
-        source, opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled)
-    )
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
 class OrtSession:

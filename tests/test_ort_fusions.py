@@ -9,9 +9,9 @@ from pocketbert.runtimes.ort import DISABLED_FUSIONS, open_session, session_opti
 
 
 def _optimized_ops(path, tmp_path, disabled) -> list[str]:
-    opts = session_options(1)
+    opts = session_options(1, disabled)
     opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    open_session(path, opts, disabled)
+    open_session(path, opts)
     return [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
 
 
@@ -37,8 +37,8 @@ def test_sessions_run_layer_norms_unfused_and_match_the_default(fp32_bundle, tmp
 
     from pocketbert.runtimes import ort as ours_module
 
-    def saving(threads=None):  # what runtimes.load itself runs, saved for a look
-        opts = session_options(threads)
+    def saving(threads=None, disabled=DISABLED_FUSIONS):  # what runtimes.load runs, saved
+        opts = session_options(threads, disabled)
         opts.optimized_model_filepath = str(tmp_path / "loaded.onnx")
         return opts
 
