@@ -21,8 +21,8 @@ DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 
 def session_options(threads: int | None = None, disabled: tuple[str, ...] = DISABLED_FUSIONS):
     """The SessionOptions pocketbert runs every ONNX bundle with (``threads``: intra-op;
-    ``disabled``: optimizer passes turned off, through the session config entry that every
-    onnxruntime binding reads, onnxruntime-web's ``extra`` options included)."""
+    ``disabled``: optimizer passes turned off, through onnxruntime's session config entry
+    ``optimization.disable_specified_optimizers``, which its other bindings take too)."""
     ort = require("onnxruntime", "onnxruntime")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
