@@ -101,6 +101,14 @@ def _bucket(length: int, lengths: list[int] | None) -> int | None:
     return next((n for n in lengths if n >= length), None)
 
 
+def _zero_padded(a: np.ndarray, used: int, length: int) -> np.ndarray:
+    """The first ``used`` columns of the [1, n] ``a`` in a zeroed [1, length] array (np.pad
+    does the same in ~20x the time: 10-20 us per input, a tenth of a small student's call)."""
+    out = np.zeros((1, length), a.dtype)
+    out[:, :used] = a[:, :used]
+    return out
+
+
 class LiteRTSession:
     def __init__(self, open_interpreter: Callable[[], Any], path: Path) -> None:
         self._open = open_interpreter
@@ -207,8 +215,7 @@ class LiteRTSession:
                 f"the input has {used} tokens; this model takes at most {self.max_seq_len}: "
                 f"truncate to {self.max_seq_len} tokens"
             )
-        pad = ((0, 0), (0, length - used))
-        return self._runner(length)({n: np.pad(a[:, :used], pad) for n, a in row.items()})
+        return self._runner(length)({n: _zero_padded(a, used, length) for n, a in row.items()})
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = cast_feeds(feeds, self.input_names, self.input_dtypes)
