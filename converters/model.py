@@ -191,14 +191,15 @@ def load_model(
     )
 
 
-def export_ready(loaded: LoadedModel) -> nn.Module:
+def export_ready(loaded: LoadedModel, *, convs_as_linear: bool = True) -> nn.Module:
     """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls,
-    MobileBERT's bottleneck NoNorms folded into their Linears, the token-type table
-    folded to the row that all-zero token types read)."""
+    unless ``convs_as_linear`` is False; MobileBERT's bottleneck NoNorms folded into their
+    Linears; the token-type table folded to the row that all-zero token types read)."""
     import copy
 
     module = copy.deepcopy(loaded.module)
-    grouped_convs_as_linear(module)
+    if convs_as_linear:
+        grouped_convs_as_linear(module)
     fold_bottleneck_no_norms(module)
     fold_token_types(module)
     return module.eval()

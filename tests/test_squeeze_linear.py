@@ -48,3 +48,20 @@ def test_channels_last_leaves_other_architectures_alone(tiny_models):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
     assert squeezebert_channels_last(model) == 0
+
+
+def test_onnx_fp32_keeps_grouped_convs_and_int8_gets_matmuls(tiny_models, tmp_path):
+    import onnx
+
+    import pocketbert
+
+    ops = {}
+    for precision in ("fp32", "int8-dynamic"):
+        out = tmp_path / precision
+        pocketbert.export(
+            tiny_models["squeezebert"], out, format="onnx", precision=precision, quiet=True
+        )
+        ops[precision] = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert "Conv" in ops["fp32"]
+    assert "Conv" not in ops["int8-dynamic"] and "ConvInteger" not in ops["int8-dynamic"]
+    assert "MatMulInteger" in ops["int8-dynamic"] or "DynamicQuantizeLinear" in ops["int8-dynamic"]
