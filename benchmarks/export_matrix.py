@@ -105,30 +105,30 @@ def torch_row(model_dir: Path, f: dict) -> dict:
     }
 
 
+def _model_feeds(f: dict, names) -> dict:
+    feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
+    return {k: v for k, v in feeds.items() if k in names}
+
+
 def session_maker(path: Path, f: dict):
     from pocketbert import runtimes
 
     def make(threads: int):
         session = runtimes.load(path, threads=threads)
-        feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
-        feeds = {k: v for k, v in feeds.items() if k in session.input_names}
+        feeds = _model_feeds(f, session.input_names)
         return lambda: session.run(feeds)
 
     return make
 
 
 def default_session_maker(path: Path, f: dict):
-    """onnxruntime with its own default session options (every fusion on), as optimum's
-    ORTModel classes open a file: what a user of optimum's export runs."""
-    import onnxruntime as ort
+    """onnxruntime with no fusion turned off, as optimum's ORTModel classes open a file:
+    what a user of optimum's export runs."""
+    from pocketbert.runtimes.ort import open_session, session_options
 
     def make(threads: int):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = {i.name for i in session.get_inputs()}
-        feeds = {**f, "token_type_ids": np.zeros_like(f["input_ids"])}
-        feeds = {k: v for k, v in feeds.items() if k in names}
+        session = open_session(path, session_options(threads, disabled=()))
+        feeds = _model_feeds(f, {i.name for i in session.get_inputs()})
         return lambda: session.run(None, feeds)
 
     return make
