@@ -26,6 +26,7 @@ from pocketbert.converters.architectures import (
     check_config,
     preflight,
 )
+from pocketbert.converters.no_norm_carry import carry_residual_no_norms
 from pocketbert.converters.no_norm_fold import fold_bottleneck_no_norms
 from pocketbert.converters.squeeze_linear import grouped_convs_as_linear
 from pocketbert.converters.token_type_fold import fold_token_types
@@ -194,12 +195,13 @@ def load_model(
 def export_ready(loaded: LoadedModel, *, convs_as_linear: bool = True) -> nn.Module:
     """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls,
     unless ``convs_as_linear`` is False; MobileBERT's bottleneck NoNorms folded into their
-    Linears; the token-type table folded to the row that all-zero token types read)."""
+    Linears and its residual NoNorms carried into the Linears around them; the token-type table folded to the row that all-zero token types read)."""
     import copy
 
     module = copy.deepcopy(loaded.module)
     if convs_as_linear:
         grouped_convs_as_linear(module)
     fold_bottleneck_no_norms(module)
+    carry_residual_no_norms(module)
     fold_token_types(module)
     return module.eval()
