@@ -1,11 +1,12 @@
-"""MobileBERT's bottleneck NoNorms folded into their Linears: ONNX before and after.
+"""MobileBERT's NoNorms folded and carried into their Linears: ONNX before and after.
 
     python benchmarks/no_norm_fold.py [-o bench-nonorm] [--runs 40] [--seq 128]
 
 The published MobileBERT shape (24 layers, random weights, NoNorm gammas and betas drawn
 away from 1 and 0) exported to ONNX fp32 and int8-dynamic twice: as ``pocketbert export``
 writes it (each bottleneck's NoNorm folded into the Linear before it:
-converters/no_norm_fold.py) and with the fold turned off. Prints the node count of each
+converters/no_norm_fold.py; the residual NoNorms carried into the Linears around them:
+converters/no_norm_carry.py), with the bottleneck fold alone, and with both turned off. Prints the node count of each
 graph and its p50 at batch 1, seq ``--seq``: at 1 thread the four sessions are timed
 interleaved run by run; at 2 threads each session runs ``--runs`` times alone, in
 alternating order, three rounds (a live idle session's spinning threads would take the
@@ -29,16 +30,24 @@ from predict_latency import cpu_model  # noqa: E402
 TEXT = "a quiet film that keeps its best scenes for the last half hour " * 12
 
 
-def _export(model: Path, out: Path, precision: str, fold: bool) -> Path:
+VARIANTS = ("unfolded", "folded", "carried")  # neither, the bottleneck fold, both
+
+
+def _export(model: Path, out: Path, precision: str, variant: str) -> Path:
     import pocketbert
     from pocketbert.converters import model as model_module
+    from pocketbert.converters.no_norm_carry import carry_residual_no_norms
     from pocketbert.converters.no_norm_fold import fold_bottleneck_no_norms
 
-    model_module.fold_bottleneck_no_norms = fold_bottleneck_no_norms if fold else (lambda m: 0)
+    if variant == "unfolded":
+        model_module.fold_bottleneck_no_norms = lambda m: 0
+    if variant != "carried":
+        model_module.carry_residual_no_norms = lambda m: 0
     try:
         pocketbert.export(model, out, format="onnx", precision=precision, quiet=True)
     finally:
         model_module.fold_bottleneck_no_norms = fold_bottleneck_no_norms
+        model_module.carry_residual_no_norms = carry_residual_no_norms
     return out
 
 
@@ -78,11 +87,11 @@ def main() -> None:
     model = _model(root)
     bundles = {}
     for precision in ("fp32", "int8-dynamic"):
-        for fold in (False, True):
-            name = f"{precision} {'folded' if fold else 'unfolded'}"
+        for variant in VARIANTS:
+            name = f"{precision} {variant}"
             out = root / name.replace(" ", "-")
             if not (out / "model.onnx").is_file():
-                _export(model, out, precision, fold)
+                _export(model, out, precision, variant)
             bundles[name] = out
     nodes = {n: len(onnx.load(str(b / "model.onnx")).graph.node) for n, b in bundles.items()}
 
@@ -121,8 +130,11 @@ def main() -> None:
         print(f"| {n} | {nodes[n]} | {p50[(n, 1)]:.2f} | {p50[(n, 2)]:.2f} |")
     for precision in ("fp32", "int8-dynamic"):
         for t in (1, 2):
-            ratio = p50[(f"{precision} unfolded", t)] / p50[(f"{precision} folded", t)]
-            print(f"{precision}, {t} thread(s): folded {ratio:.3f}x faster than unfolded")
+            base = p50[(f"{precision} unfolded", t)]
+            ratios = ", ".join(
+                f"{v} {base / p50[(f'{precision} {v}', t)]:.3f}x" for v in VARIANTS[1:]
+            )
+            print(f"{precision}, {t} thread(s), faster than unfolded: {ratios}")
 
 
 if __name__ == "__main__":
