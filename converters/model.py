@@ -192,16 +192,21 @@ def load_model(
     )
 
 
-def export_ready(loaded: LoadedModel, *, convs_as_linear: bool = True) -> nn.Module:
+def export_ready(
+    loaded: LoadedModel, *, convs_as_linear: bool = True, carry_no_norms: bool = True
+) -> nn.Module:
     """A copy of the module rewritten for export (grouped 1x1 convolutions as matmuls,
     unless ``convs_as_linear`` is False; MobileBERT's bottleneck NoNorms folded into their
-    Linears and its residual NoNorms carried into the Linears around them; the token-type table folded to the row that all-zero token types read)."""
+    Linears, and its residual NoNorms carried into the Linears around them unless
+    ``carry_no_norms`` is False; the token-type table folded to the row that all-zero token
+    types read)."""
     import copy
 
     module = copy.deepcopy(loaded.module)
     if convs_as_linear:
         grouped_convs_as_linear(module)
     fold_bottleneck_no_norms(module)
-    carry_residual_no_norms(module)
+    if carry_no_norms:
+        carry_residual_no_norms(module)
     fold_token_types(module)
     return module.eval()

@@ -66,7 +66,7 @@ class Job:
         self.gate = gate
         self.say = say or (lambda message: None)
         self._references: dict[int | None, tuple] = {}
-        self._conv_module = None
+        self._variants: dict[tuple, object] = {}  # export_ready(**options) per recipe kind
         self._encoders: dict[int | None, Encoder] = {}
 
     def encoder(self, pad_to: int | None) -> Encoder:
@@ -100,24 +100,33 @@ class Job:
         )
 
     def module_for(self, fmt: str, config: Precision):
-        """The export-ready module of one recipe. ONNX fp32 keeps SqueezeBERT's grouped 1x1
-        convolutions as Conv: onnxruntime's fp32 grouped Conv ran 1.03x faster than the
-        per-group MatMuls at 128 tokens and 1.31x at 32 (random SqueezeBERT 6 x 384, 1
-        thread). Every other recipe gets the MatMuls, which the int8 quantizers need
-        (onnxruntime's ConvInteger is slower than fp32) and XNNPACK runs well."""
+        """The export-ready module of one recipe. Two recipes take another rewrite:
+        - ONNX fp32 keeps SqueezeBERT's grouped 1x1 convolutions as Conv: onnxruntime's fp32
+          grouped Conv ran 1.03x faster than the per-group MatMuls at 128 tokens and 1.31x
+          at 32 (random SqueezeBERT 6 x 384, 1 thread). Every other recipe gets the
+          MatMuls, which the int8 quantizers need (onnxruntime's ConvInteger is slower than
+          fp32) and XNNPACK runs well.
+        - The FPGA program keeps MobileBERT's residual NoNorms as NoNorms: its integer
+          NoNorm works on a 16-bit copy of the residual, and the carried streams' scales
+          and shifts (converters/no_norm_carry.py) would push the Linears' int32 biases
+          out of range."""
         from pocketbert.converters.pointwise_conv import is_pointwise
         from pocketbert.converters.quantization import Fp32
 
-        if fmt != "onnx" or not isinstance(config, Fp32):
+        modules = list(self.loaded.module.modules())
+        options = {}
+        if fmt == "onnx" and isinstance(config, Fp32) and any(map(is_pointwise, modules)):
+            options["convs_as_linear"] = False
+        if fmt == "fpga" and any(type(m).__name__ == "NoNorm" for m in modules):
+            options["carry_no_norms"] = False
+        if not options:
             return self.module
-        if self._conv_module is None:
+        key = tuple(sorted(options.items()))
+        if key not in self._variants:
             from pocketbert.converters.model import export_ready
 
-            has_convs = any(is_pointwise(m) for m in self.loaded.module.modules())
-            self._conv_module = (
-                export_ready(self.loaded, convs_as_linear=False) if has_convs else self.module
-            )
-        return self._conv_module
+            self._variants[key] = export_ready(self.loaded, **options)
+        return self._variants[key]
 
     def log_path(self, fmt: str, config: Precision) -> Path:
         return self.work_dir / f"{fmt}-{config.name}.log"

@@ -132,3 +132,20 @@ def test_the_onnx_graph_loses_a_mul_and_an_add_per_carried_no_norm(
     assert plain["Mul"] - carrying.get("Mul", 0) == carried
     assert plain["Add"] - carrying["Add"] == carried
     assert plain["MatMul"] == carrying["MatMul"]
+
+
+def test_the_fpga_recipe_keeps_the_residual_no_norms(tiny_models, tmp_path):
+    # the FPGA program's integer NoNorm runs on a 16-bit residual copy: it takes the module
+    # without the carry (tests/test_fpga_export.py checks the program itself)
+    from pocketbert.converters.model import export_ready, load_model
+    from pocketbert.converters.quantization import Fp32, Int8Static
+    from pocketbert.export_job import Job
+
+    loaded = load_model(tiny_models["mobilebert"])
+    job = Job(loaded, export_ready(loaded), None, None, tmp_path, tmp_path)
+    layers = loaded.config.num_hidden_layers
+    assert _nonorms(job.module) == 1
+    fpga = job.module_for("fpga", Int8Static())
+    assert _nonorms(fpga) == _nonorms(loaded.module) - 2 * layers  # only the bottleneck fold
+    assert job.module_for("fpga", Int8Static()) is fpga  # made once
+    assert job.module_for("onnx", Fp32()) is job.module
