@@ -66,17 +66,36 @@ def _step(owner: nn.Module, carry: Carry, *, last: bool = False) -> tuple[Carry,
     s = carry.s if carry.s is not None else torch.ones_like(norm.weight)
     t = carry.t if carry.t is not None else torch.zeros_like(norm.bias)
     if carry.s is not None:
+        if dense.bias is None:
+            dense.bias = nn.Parameter(torch.zeros(dense.out_features))
         dense.weight.div_(s[:, None])
         dense.bias.div_(s)
     gamma, beta = norm.weight.detach(), norm.bias.detach()
     new_s, new_t = gamma * s, gamma * t + beta
-    size = new_s.abs()
-    if last or size.min() <= 0 or size.max() / size.min() > MAX_SPREAD:
+    if last or not _spread_ok(new_s):
         norm.weight.copy_(new_s)
         norm.bias.copy_(new_t)
         return Carry(), 0
     owner.LayerNorm = nn.Identity()
     return Carry(new_s, new_t), 1
+
+
+def _spread_ok(s: torch.Tensor) -> bool:
+    size = s.abs()
+    return bool(size.min() > 0 and size.max() / size.min() <= MAX_SPREAD)
+
+
+def _outer_readers(layer: nn.Module) -> list[nn.Linear]:
+    """The Linears of one MobileBERT layer that read the layer's input."""
+    attention = layer.attention.self
+    bottleneck = layer.bottleneck if layer.use_bottleneck else None
+    if bottleneck is None:
+        return [attention.query, attention.key, attention.value]
+    if bottleneck.use_bottleneck_attention:  # query, key and value read the bottleneck's output
+        return [bottleneck.input.dense]
+    if bottleneck.key_query_shared_bottleneck:
+        return [bottleneck.input.dense, bottleneck.attention.dense, attention.value]
+    return [bottleneck.input.dense, attention.query, attention.key, attention.value]
 
 
 def _encoder_of(module: nn.Module) -> nn.Module | None:
@@ -93,7 +112,7 @@ def _foldable(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def carry_residual_no_norms(module: nn.Module) -> int:
-    """Carry the residual NoNorms of every MobileBERT in ``module``; return how many left
+    """Carry the residual NoNorms of the MobileBERT in ``module``; return how many left
     the graph (0 for other architectures and for MobileBERT with LayerNorm)."""
     model = _encoder_of(module)
     if model is None or not _foldable(model):
@@ -102,32 +121,18 @@ def carry_residual_no_norms(module: nn.Module) -> int:
     if not layers:
         return 0
     emb = model.embeddings
-    gamma = emb.LayerNorm.weight.detach()
     count = 0
     outer = Carry()
-    if gamma.abs().min() > 0 and gamma.abs().max() / gamma.abs().min() <= MAX_SPREAD:
-        outer = Carry(gamma.clone(), emb.LayerNorm.bias.detach().clone())
+    if _spread_ok(emb.LayerNorm.weight):
+        outer = Carry(emb.LayerNorm.weight.detach().clone(), emb.LayerNorm.bias.detach().clone())
         emb.LayerNorm = nn.Identity()
         count += 1
     for i, layer in enumerate(layers):
-        attention = layer.attention.self
-        bottleneck = getattr(layer, "bottleneck", None) if layer.use_bottleneck else None
-        if bottleneck is None:
-            readers = [attention.query, attention.key, attention.value]
-        else:
-            readers = [bottleneck.input.dense]
-            if bottleneck.use_bottleneck_attention:
-                pass  # query, key and value all read the bottleneck's output
-            else:
-                readers.append(attention.value)
-                if bottleneck.key_query_shared_bottleneck:
-                    readers.append(bottleneck.attention.dense)
-                else:
-                    readers += [attention.query, attention.key]
-        for dense in readers:
+        for dense in _outer_readers(layer):
             _absorb(dense, outer)
+        bottleneck = layer.use_bottleneck
         # the inner chain starts at the bottleneck's output (a plain Linear's) or at h
-        inner = Carry() if bottleneck is not None else outer
+        inner = Carry() if bottleneck else outer
         last = i == len(layers) - 1
         inner, n = _step(layer.attention.output, inner)
         count += n
@@ -136,9 +141,9 @@ def carry_residual_no_norms(module: nn.Module) -> int:
             inner, n = _step(ffn.output, inner)
             count += n
         _absorb(layer.intermediate.dense, inner)
-        inner, n = _step(layer.output, inner, last=last and bottleneck is None)
+        inner, n = _step(layer.output, inner, last=last and not bottleneck)
         count += n
-        if bottleneck is None:
+        if not bottleneck:
             outer = inner
             continue
         _absorb(layer.output.bottleneck.dense, inner)
