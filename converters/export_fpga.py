@@ -288,7 +288,22 @@ def _integer_only(model: nn.Module, spec: ExportSpec) -> tuple[dict, dict]:
     return program(graph, *calibrate(graph, spec.calibration))
 
 
-@register_exporter("fpga", suffix=".fpga", runtime="fpga", handles={Int8Static: _integer_only})
+def _rewrites(config, module: nn.Module) -> dict:
+    """MobileBERT's residual NoNorms stay NoNorms: the program's integer NoNorm works on a
+    16-bit copy of the residual, and the carried streams' scales and shifts
+    (converters/no_norm_carry.py) would push the Linears' int32 biases out of range."""
+    if any(type(m).__name__ == "NoNorm" for m in module.modules()):
+        return {"carry_no_norms": False}
+    return {}
+
+
+@register_exporter(
+    "fpga",
+    suffix=".fpga",
+    runtime="fpga",
+    handles={Int8Static: _integer_only},
+    rewrites=_rewrites,
+)
 def export(model: nn.Module, spec: ExportSpec, out: Path, build) -> Exported:
     """The integer program of ``model``, calibrated on ``spec.calibration``."""
     import safetensors

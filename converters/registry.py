@@ -12,6 +12,9 @@ registry picks the handler for the spec's config and hands it to the function:
 The handler's signature is the exporter's own business (a quantization step of its
 format); dispatch is ``handles[type(spec.precision)]``, never a test of a name. The
 decorator gives back the dispatching ``export(model, spec, out)``.
+
+``rewrites(config, module) -> dict`` (optional) names the ``export_ready`` options a
+recipe of this format needs against the default rewrites (``{}``: the default module).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from pocketbert.core.errors import UserError, choices
 EXPORTERS: dict[str, ExporterInfo] = {}
 
 
+def _no_rewrites(config, module) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
 class ExporterInfo:
     name: str
@@ -33,6 +40,7 @@ class ExporterInfo:
     runtime: str  # the pocketbert.runtimes name that loads this format's files
     fn: Callable
     handles: Mapping[type, Callable]  # precision config type -> this format's handler
+    rewrites: Callable[[object, object], dict] = _no_rewrites
 
     def handler(self, config) -> Callable:
         try:
@@ -58,12 +66,19 @@ class ExporterInfo:
         return self.fn(model, spec, out, self.handler(spec.precision))
 
 
-def register_exporter(name: str, *, suffix: str, runtime: str, handles: Mapping[type, Callable]):
+def register_exporter(
+    name: str,
+    *,
+    suffix: str,
+    runtime: str,
+    handles: Mapping[type, Callable],
+    rewrites: Callable[[object, object], dict] = _no_rewrites,
+):
     if not handles:
         raise ValueError(f"exporter {name} handles no precision config")
 
     def decorator(fn: Callable) -> Callable:
-        info = ExporterInfo(name, suffix, runtime, fn, MappingProxyType(dict(handles)))
+        info = ExporterInfo(name, suffix, runtime, fn, MappingProxyType(dict(handles)), rewrites)
         EXPORTERS[name] = info
         return functools.wraps(fn)(lambda model, spec, out: info.export(model, spec, out))
 

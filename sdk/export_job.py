@@ -100,25 +100,11 @@ class Job:
         )
 
     def module_for(self, fmt: str, config: Precision):
-        """The export-ready module of one recipe. Two recipes take another rewrite:
-        - ONNX fp32 keeps SqueezeBERT's grouped 1x1 convolutions as Conv: onnxruntime's fp32
-          grouped Conv ran 1.03x faster than the per-group MatMuls at 128 tokens and 1.31x
-          at 32 (random SqueezeBERT 6 x 384, 1 thread). Every other recipe gets the
-          MatMuls, which the int8 quantizers need (onnxruntime's ConvInteger is slower than
-          fp32) and XNNPACK runs well.
-        - The FPGA program keeps MobileBERT's residual NoNorms as NoNorms: its integer
-          NoNorm works on a 16-bit copy of the residual, and the carried streams' scales
-          and shifts (converters/no_norm_carry.py) would push the Linears' int32 biases
-          out of range."""
-        from pocketbert.converters.pointwise_conv import is_pointwise
-        from pocketbert.converters.quantization import Fp32
+        """The export-ready module of one recipe: the default one, or the rewrites its
+        exporter asks for (``rewrites`` in converters/registry.py), made once per kind."""
+        from pocketbert.converters import EXPORTERS
 
-        modules = list(self.loaded.module.modules())
-        options = {}
-        if fmt == "onnx" and isinstance(config, Fp32) and any(map(is_pointwise, modules)):
-            options["convs_as_linear"] = False
-        if fmt == "fpga" and any(type(m).__name__ == "NoNorm" for m in modules):
-            options["carry_no_norms"] = False
+        options = EXPORTERS[fmt].rewrites(config, self.loaded.module)
         if not options:
             return self.module
         key = tuple(sorted(options.items()))
