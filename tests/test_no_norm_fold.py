@@ -11,6 +11,15 @@ def _ops(path) -> dict[str, int]:
     return counts
 
 
+def _exported_ops(model, out) -> dict[str, int]:
+    """The op counts of ``model``'s ONNX fp32 export, judged against the unrewritten model."""
+    import pocketbert
+
+    [result] = pocketbert.export(model, out, format="onnx", precision="fp32", quiet=True)
+    assert result.parity["argmax_agreement"] == 1.0
+    return _ops(out / "model.onnx")
+
+
 def test_folded_mobilebert_gives_the_same_outputs_with_no_bottleneck_norm(tiny_models):
     import copy
 
@@ -39,7 +48,6 @@ def test_folded_mobilebert_gives_the_same_outputs_with_no_bottleneck_norm(tiny_m
 
 
 def test_the_onnx_graph_loses_a_mul_and_an_add_per_bottleneck(tiny_models, tmp_path, monkeypatch):
-    import pocketbert
     from pocketbert.converters import model as model_module
     from pocketbert.converters.model import load_model
     from pocketbert.converters.no_norm_fold import _foldable
@@ -48,16 +56,9 @@ def test_the_onnx_graph_loses_a_mul_and_an_add_per_bottleneck(tiny_models, tmp_p
     folds = sum(_foldable(m) for m in loaded.module.modules())
     assert folds == 2 * loaded.config.num_hidden_layers
 
-    def export(name):
-        [result] = pocketbert.export(
-            tiny_models["mobilebert"], tmp_path / name, format="onnx", precision="fp32", quiet=True
-        )
-        assert result.parity["argmax_agreement"] == 1.0  # judged against the unfolded model
-        return _ops(tmp_path / name / "model.onnx")
-
-    folded = export("folded")
+    folded = _exported_ops(tiny_models["mobilebert"], tmp_path / "folded")
     monkeypatch.setattr(model_module, "fold_bottleneck_no_norms", lambda module: 0)
-    unfolded = export("unfolded")
+    unfolded = _exported_ops(tiny_models["mobilebert"], tmp_path / "unfolded")
     assert unfolded["Mul"] - folded.get("Mul", 0) == folds
     assert unfolded["Add"] - folded["Add"] == folds
     assert unfolded["MatMul"] == folded["MatMul"]
@@ -68,3 +69,25 @@ def test_other_architectures_are_left_alone(tiny_models):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
     assert fold_bottleneck_no_norms(model) == 0
+
+
+def test_the_onnx_graph_loses_a_mul_and_an_add_per_carried_no_norm(
+    tiny_models, tmp_path, monkeypatch
+):
+    import copy
+
+    from pocketbert.converters import model as model_module
+    from pocketbert.converters.model import load_model
+    from pocketbert.converters.no_norm_carry import carry_residual_no_norms
+
+    loaded = load_model(tiny_models["mobilebert"])
+    carried = carry_residual_no_norms(copy.deepcopy(loaded.module))
+    layers, ffns = loaded.config.num_hidden_layers, loaded.config.num_feedforward_networks
+    assert carried == layers * (ffns + 1) + layers  # gamma 1 everywhere: every one carried
+
+    carrying = _exported_ops(tiny_models["mobilebert"], tmp_path / "carried")
+    monkeypatch.setattr(model_module, "carry_residual_no_norms", lambda module: 0)
+    plain = _exported_ops(tiny_models["mobilebert"], tmp_path / "plain")
+    assert plain["Mul"] - carrying.get("Mul", 0) == carried
+    assert plain["Add"] - carrying["Add"] == carried
+    assert plain["MatMul"] == carrying["MatMul"]
