@@ -3,14 +3,15 @@
     python benchmarks/no_norm_fold.py [-o bench-nonorm] [--runs 40] [--seq 128]
 
 The published MobileBERT shape (24 layers, random weights, NoNorm gammas and betas drawn
-away from 1 and 0) exported to ONNX fp32 and int8-dynamic twice: as ``pocketbert export``
-writes it (each bottleneck's NoNorm folded into the Linear before it:
-converters/no_norm_fold.py; the residual NoNorms carried into the Linears around them:
-converters/no_norm_carry.py), with the bottleneck fold alone, and with both turned off. Prints the node count of each
-graph and its p50 at batch 1, seq ``--seq``: at 1 thread the four sessions are timed
-interleaved run by run; at 2 threads each session runs ``--runs`` times alone, in
-alternating order, three rounds (a live idle session's spinning threads would take the
-other core). Ratios within this run only; prints the CPU and its ISA.
+away from 1 and 0) exported to ONNX fp32 and int8-dynamic three ways: as ``pocketbert
+export`` writes it ("carried": each bottleneck's NoNorm folded into the Linear before it,
+converters/no_norm_fold.py, and the residual NoNorms carried into the Linears around them,
+converters/no_norm_carry.py), with the bottleneck fold alone ("folded"), and with both
+turned off ("unfolded"). Prints the node count of each graph and its p50 at batch 1, seq
+``--seq``: at 1 thread the six sessions are timed interleaved run by run; at 2 threads each
+session runs ``--runs`` times alone, in alternating order, three rounds (a live idle
+session's spinning threads would take the other core). Ratios within this run only; prints
+the CPU and its ISA.
 """
 
 from __future__ import annotations
